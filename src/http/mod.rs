@@ -1,0 +1,95 @@
+//! HTTP: the only layer that knows axum and wire formats. `app(state)` builds the router, so
+//! tests can call it in-process and `serve` can bind it to a port.
+
+pub mod error;
+pub mod extract;
+mod regions;
+mod reports;
+
+use crate::workflow::Gridwatch;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use error::ApiError;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body in general, and for region imports.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+pub const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// folder with index.html, app.js … and node_modules/maplibre-gl
+    pub web_dir: PathBuf,
+    /// optional MapLibre style URL for a basemap under our layers
+    pub basemap_style_url: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub gw: Gridwatch,
+    pub config: Arc<HttpConfig>,
+}
+
+/// The whole application router.
+pub fn app(state: AppState) -> Router {
+    let web_dir = state.config.web_dir.clone();
+    let api = Router::new()
+        .route("/config", get(config))
+        .route("/categories", get(reports::categories))
+        .route("/regions", get(regions::list))
+        .route(
+            "/regions/import",
+            post(regions::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
+        .route("/regions/{code}", get(regions::detail))
+        .route(
+            "/locate",
+            get(regions::locate_one).post(regions::locate_batch),
+        )
+        .route("/reports", get(reports::list).post(reports::create))
+        .route("/reports/heat", get(reports::heat))
+        .route("/reports/{id}", get(reports::get_one))
+        .fallback(api_not_found);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .nest_service(
+            "/vendor/maplibre-gl",
+            ServeDir::new(web_dir.join("node_modules/maplibre-gl/dist")),
+        )
+        .fallback_service(ServeDir::new(&web_dir))
+        .layer(
+            ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(60),
+                ))
+                .layer(CompressionLayer::new())
+                .layer(DefaultBodyLimit::max(BODY_LIMIT)),
+        )
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+async fn config(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    Json(json!({"basemap_style_url": state.config.basemap_style_url}))
+}
+
+async fn api_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no API endpoint at {}", uri.path()))
+}

@@ -1,0 +1,286 @@
+//! Report endpoints: the category catalogue, filing, listing and the heat layer.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{json_body, query};
+use super::AppState;
+use crate::domain::GridCode;
+use crate::storage::reports::{Category, ReportFilter, ReportRow};
+use crate::workflow::intake::{Filed, ReportInput};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, FixedOffset, NaiveDate, Offset, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const DEFAULT_PAGE: i64 = 100;
+pub const MAX_PAGE: i64 = 1000;
+
+pub(super) async fn categories(State(s): State<AppState>) -> ApiResult<Json<Vec<Category>>> {
+    Ok(Json(s.gw.db.categories().await?))
+}
+
+pub(super) async fn create(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Filed>)> {
+    let input: ReportInput = json_body(body)?;
+    let filed = s.gw.file_report(&input).await?;
+    Ok((StatusCode::CREATED, Json(filed)))
+}
+
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReportRow>> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!("report id {id:?} is not a number"), Some("id"))
+    })?;
+    s.gw.db
+        .report(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no report with id {id}")))
+}
+
+/// Query parameters shared by the list and the heat layer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterQuery {
+    /// min lon, min lat, max lon, max lat
+    bbox: Option<String>,
+    region: Option<String>,
+    /// comma-separated category codes
+    category: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<i64>,
+}
+
+/// Calendar dates are days in China Standard Time, where the users are.
+fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
+}
+
+/// A date (`2026-03-01`, start of that day; with `end`, start of the next) or an RFC 3339 time.
+fn parse_time(field: &str, s: &str, end: bool) -> ApiResult<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 time"),
+        )
+    })?;
+    let date = if end {
+        date.succ_opt().unwrap_or(date)
+    } else {
+        date
+    };
+    let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    china()
+        .from_local_datetime(&midnight)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| ApiError::invalid(field, format!("{s:?} is not a valid date")))
+}
+
+impl FilterQuery {
+    fn to_filter(&self) -> ApiResult<ReportFilter> {
+        let bbox = match &self.bbox {
+            None => None,
+            Some(b) => {
+                let parts: Vec<f64> = b
+                    .split(',')
+                    .map(|x| x.trim().parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        ApiError::invalid(
+                            "bbox",
+                            "expected four numbers: min_lon,min_lat,max_lon,max_lat",
+                        )
+                    })?;
+                let ok = parts.len() == 4
+                    && parts.iter().all(|v| v.is_finite())
+                    && (-180.0..=180.0).contains(&parts[0])
+                    && (-180.0..=180.0).contains(&parts[2])
+                    && (-90.0..=90.0).contains(&parts[1])
+                    && (-90.0..=90.0).contains(&parts[3])
+                    && parts[0] <= parts[2]
+                    && parts[1] <= parts[3];
+                if !ok {
+                    return Err(ApiError::invalid(
+                        "bbox",
+                        "expected min_lon,min_lat,max_lon,max_lat in degrees with min <= max",
+                    ));
+                }
+                Some([parts[0], parts[1], parts[2], parts[3]])
+            }
+        };
+        let region = self
+            .region
+            .as_deref()
+            .map(|r| GridCode::parse(r).map_err(|e| ApiError::invalid("region", e.to_string())))
+            .transpose()?
+            .map(|c| c.as_str().to_owned());
+        let categories: Vec<String> = self
+            .category
+            .as_deref()
+            .map(|c| {
+                c.split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let from = self
+            .from
+            .as_deref()
+            .map(|s| parse_time("from", s, false))
+            .transpose()?;
+        let to = self
+            .to
+            .as_deref()
+            .map(|s| parse_time("to", s, true))
+            .transpose()?;
+        if let (Some(f), Some(t)) = (from, to) {
+            if f >= t {
+                return Err(ApiError::invalid("to", "must be after from"));
+            }
+        }
+        Ok(ReportFilter {
+            bbox,
+            region,
+            categories,
+            from,
+            to,
+        })
+    }
+}
+
+fn check_categories(s: &AppState, filter: &ReportFilter) -> ApiResult<()> {
+    let known = s.gw.categories();
+    match filter
+        .categories
+        .iter()
+        .find(|c| !known.contains_key(c.as_str()))
+    {
+        Some(c) => Err(ApiError::invalid(
+            "category",
+            format!("unknown category {c:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct ReportPage {
+    reports: Vec<ReportRow>,
+    /// pass as `cursor` to get the next page; absent on the last page
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<i64>,
+}
+
+pub(super) async fn list(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ReportPage>> {
+    let q: FilterQuery = query(raw)?;
+    let filter = q.to_filter()?;
+    check_categories(&s, &filter)?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let reports = s.gw.db.reports(&filter, q.cursor, limit).await?;
+    let next_cursor = (reports.len() as i64 == limit)
+        .then(|| reports.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(ReportPage {
+        reports,
+        next_cursor,
+    }))
+}
+
+pub(super) async fn heat(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let q: FilterQuery = query(raw)?;
+    if q.limit.is_some() || q.cursor.is_some() {
+        return Err(ApiError::invalid(
+            "limit",
+            "the heat layer is not paginated",
+        ));
+    }
+    let filter = q.to_filter()?;
+    check_categories(&s, &filter)?;
+    let points = s.gw.db.heat_points(&filter).await?;
+    let count = points.len();
+    let features: Vec<Value> = points
+        .into_iter()
+        .map(|(lon, lat, category)| {
+            json!({
+                "type": "Feature",
+                "properties": {"category": category},
+                "geometry": {"type": "Point", "coordinates": [round6(lon), round6(lat)]},
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"type": "FeatureCollection", "count": count, "features": features}),
+    ))
+}
+
+/// Six decimals is 0.1 m: plenty for a heatmap, and a third of the bytes.
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_china_days() {
+        let from = parse_time("from", "2026-03-01", false).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-02-28T16:00:00+00:00");
+        let to = parse_time("to", "2026-03-01", true).unwrap();
+        assert_eq!(to.to_rfc3339(), "2026-03-01T16:00:00+00:00");
+        assert!(parse_time("from", "yesterday", false).is_err());
+        assert!(parse_time("from", "2026-02-30", false).is_err());
+    }
+
+    #[test]
+    fn bbox_is_checked() {
+        let q = FilterQuery {
+            bbox: Some("106,39,107,40".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            q.to_filter().unwrap().bbox,
+            Some([106.0, 39.0, 107.0, 40.0])
+        );
+        for bad in [
+            "1,2,3",
+            "107,39,106,40",
+            "a,b,c,d",
+            "0,0,0,NaN",
+            "0,-91,1,1",
+        ] {
+            let q = FilterQuery {
+                bbox: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(q.to_filter().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! gridwatch: grid-mapping and incident heatmaps for urban grid governance (网格化管理).
+//!
+//! Layers, top to bottom (see ARCHITECTURE.md): `http` (axum, wire formats) → `workflow`
+//! (use cases) → `storage` (SQL, PostGIS) and `spatial` (pure geometry) → `domain` (types).
+
+pub mod bench;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod server;
+pub mod spatial;
+pub mod storage;
+pub mod workflow;

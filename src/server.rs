@@ -1,0 +1,152 @@
+//! Start-up and shutdown: choose the database (given `DATABASE_URL` or the embedded cluster),
+//! migrate, optionally load the demo, build the index, serve until SIGTERM/Ctrl-C, then stop
+//! the embedded cluster.
+
+use crate::http::{app, AppState, HttpConfig};
+use crate::storage::cluster::ManagedCluster;
+use crate::storage::Db;
+use crate::workflow::Gridwatch;
+use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The database a command works on. Stops the embedded cluster when dropped.
+pub struct Database {
+    pub db: Db,
+    cluster: Option<ManagedCluster>,
+}
+
+impl Database {
+    /// Connects to `database_url`, or creates/starts the embedded cluster in `data_dir`.
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Database> {
+        let (options, cluster) = match database_url {
+            Some(url) => (
+                url.parse::<PgConnectOptions>()
+                    .context("DATABASE_URL is not a valid postgres:// URL")?,
+                None,
+            ),
+            None => {
+                let dir = data_dir.to_owned();
+                let cluster = tokio::task::spawn_blocking(move || ManagedCluster::start(&dir))
+                    .await?
+                    .context("starting the embedded PostgreSQL cluster")?;
+                (cluster.connect_options("gridwatch"), Some(cluster))
+            }
+        };
+        match Db::connect(options).await {
+            Ok(db) => Ok(Database { db, cluster }),
+            Err(e) => {
+                if let Some(c) = cluster {
+                    let _ = c.stop();
+                }
+                Err(e).context("connecting to PostgreSQL and migrating (is PostGIS installed?)")
+            }
+        }
+    }
+
+    /// Closes the pool and stops the embedded cluster, if any.
+    pub async fn close(mut self) {
+        self.db.pool().close().await;
+        if let Some(c) = self.cluster.take() {
+            if let Err(e) = tokio::task::spawn_blocking(move || c.stop()).await {
+                tracing::error!("stopping PostgreSQL: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some(c) = self.cluster.take() {
+            if let Err(e) = c.stop() {
+                tracing::error!("stopping PostgreSQL: {e}");
+            }
+        }
+    }
+}
+
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub demo: bool,
+    pub near_m: f64,
+    pub web_dir: PathBuf,
+    pub basemap_style_url: Option<String>,
+}
+
+/// The web folder: `GRIDWATCH_WEB_DIR`, else `web/` of this source tree, else `./web`.
+pub fn default_web_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("GRIDWATCH_WEB_DIR") {
+        return PathBuf::from(d);
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    if built.join("index.html").exists() {
+        built
+    } else {
+        PathBuf::from("web")
+    }
+}
+
+pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    if !opts
+        .web_dir
+        .join("node_modules/maplibre-gl/package.json")
+        .exists()
+    {
+        tracing::warn!(
+            "{} has no node_modules/maplibre-gl: the map page needs `npm ci` in web/ (scripts/setup does it)",
+            opts.web_dir.display()
+        );
+    }
+    let database = Database::open(opts.database_url.as_deref(), &opts.data_dir).await?;
+    let gw = Gridwatch::open(database.db.clone(), opts.near_m).await?;
+    if opts.demo {
+        let loaded = crate::demo::load(&gw)
+            .await
+            .context("loading the demo data")?;
+        tracing::info!(
+            regions_created = loaded.regions_created,
+            incidents = loaded.incidents_loaded,
+            "demo data ready"
+        );
+    }
+    let state = AppState {
+        gw,
+        config: Arc::new(HttpConfig {
+            web_dir: opts.web_dir,
+            basemap_style_url: opts.basemap_style_url,
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    println!("gridwatch is serving http://{addr}/");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down");
+    database.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

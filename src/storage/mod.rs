@@ -1,0 +1,126 @@
+//! Storage: the only layer that speaks SQL. PostgreSQL + PostGIS is the store of record;
+//! geometry crosses the boundary as WKB, never as concatenated text.
+
+pub mod cluster;
+pub mod regions;
+pub mod reports;
+
+use geo::{Geometry, MultiPolygon};
+use geozero::wkb::{FromWkb, WkbDialect};
+use geozero::{CoordDimensions, ToWkb};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error while {1}: {0}")]
+    Db(#[source] sqlx::Error, &'static str),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("bad geometry from the database: {0}")]
+    Geometry(String),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Attaches what we were doing to a sqlx error, in the manner of `map_err(db("loading x"))`.
+pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
+    move |e| StorageError::Db(e, context)
+}
+
+/// The database handle shared by the service.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    /// Connects, creating the database first when it does not exist (the embedded cluster
+    /// starts with only `postgres`), and runs the migrations.
+    pub async fn connect(options: PgConnectOptions) -> Result<Db> {
+        // Bulk loads legitimately take seconds; only much slower statements deserve a warning.
+        let options = options
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(10));
+        ensure_database(&options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(db("connecting"))?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Db { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("select 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("select value from meta where key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading meta"))
+    }
+}
+
+async fn ensure_database(options: &PgConnectOptions) -> Result<()> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    if name == "postgres" {
+        return Ok(());
+    }
+    let admin = options.clone().database("postgres");
+    let Ok(mut conn) = admin.connect().await else {
+        // No access to the maintenance database (a managed server): assume the target exists.
+        return Ok(());
+    };
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db("checking the database exists"))?;
+    if !exists {
+        let sql = format!("create database \"{}\"", name.replace('"', "\"\""));
+        if let Err(e) = sqlx::query(&sql).execute(&mut conn).await {
+            // Another process may have created it in the meantime.
+            let raced = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "42P04");
+            if !raced {
+                return Err(StorageError::Db(e, "creating the database"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plain WKB (no SRID) of a geometry, for `ST_GeomFromWKB($1, 4326)`.
+pub(crate) fn to_wkb(g: &Geometry<f64>) -> Vec<u8> {
+    // Encoding a finite in-memory geometry into a Vec cannot fail.
+    g.to_wkb(CoordDimensions::xy()).unwrap_or_default()
+}
+
+/// Decodes `ST_AsBinary(geom)` of a (multi)polygon into a `MultiPolygon`.
+pub(crate) fn multipolygon_from_wkb(bytes: &[u8]) -> Result<MultiPolygon<f64>> {
+    let mut cursor = std::io::Cursor::new(bytes);
+    match Geometry::<f64>::from_wkb(&mut cursor, WkbDialect::Wkb) {
+        Ok(Geometry::MultiPolygon(mp)) => Ok(mp),
+        Ok(Geometry::Polygon(p)) => Ok(MultiPolygon(vec![p])),
+        Ok(other) => Err(StorageError::Geometry(format!(
+            "expected a polygon, got {other:?}"
+        ))),
+        Err(e) => Err(StorageError::Geometry(e.to_string())),
+    }
+}

@@ -1,0 +1,204 @@
+//! Locating points and filing reports: validate, convert to WGS-84, assign to the grid chain
+//! with the in-memory index, write.
+
+use super::{Gridwatch, Result, WorkflowError};
+use crate::domain::{CategoryCode, Crs, Level, ReportSource, Wgs84Point};
+use crate::spatial::index::{Assignment, PartyBranchInfo};
+use crate::spatial::{LocateStatus, RegionIndex};
+use crate::storage::reports::NewReport;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+
+/// A region in a locate answer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Link {
+    pub code: String,
+    pub name: String,
+}
+
+/// The answer to "where does this point belong".
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Located {
+    pub status: LocateStatus,
+    /// the position used for assignment, WGS-84
+    pub lon: f64,
+    pub lat: f64,
+    pub district: Option<Link>,
+    pub street: Option<Link>,
+    pub community: Option<Link>,
+    pub grid: Option<Link>,
+    pub micro_grid: Option<Link>,
+    pub party_branch: Option<PartyBranchInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+}
+
+impl Located {
+    pub fn new(index: &RegionIndex, p: Wgs84Point, a: &Assignment) -> Self {
+        let link = |level: Level| {
+            index.at_level(a, level).map(|r| Link {
+                code: r.code.clone(),
+                name: r.name.clone(),
+            })
+        };
+        Located {
+            status: a.status,
+            lon: p.lon(),
+            lat: p.lat(),
+            district: link(Level::District),
+            street: link(Level::Street),
+            community: link(Level::Community),
+            grid: link(Level::Grid),
+            micro_grid: link(Level::MicroGrid),
+            party_branch: index.party_branch(a).map(|b| (**b).clone()),
+            distance_m: a.distance_m.map(|d| (d * 10.0).round() / 10.0),
+        }
+    }
+}
+
+/// A point as clients send it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointInput {
+    pub lon: f64,
+    pub lat: f64,
+    #[serde(default)]
+    pub crs: Option<String>,
+}
+
+/// Parses an optional CRS name, naming `field` when it is unknown.
+pub fn parse_crs(s: Option<&str>, field: &str) -> Result<Crs> {
+    match s {
+        None => Ok(Crs::Wgs84),
+        Some(s) => s.parse().map_err(|e: crate::domain::point::UnknownCrs| {
+            WorkflowError::invalid(field, e.to_string())
+        }),
+    }
+}
+
+/// A report as clients send it to `POST /api/v1/reports`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportInput {
+    pub category: String,
+    pub lon: f64,
+    pub lat: f64,
+    #[serde(default)]
+    pub crs: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub source: String,
+    #[serde(default)]
+    pub reported_at: Option<DateTime<Utc>>,
+}
+
+/// A filed report: its id and where it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Filed {
+    pub id: i64,
+    pub category: String,
+    pub reported_at: DateTime<Utc>,
+    pub assignment: Located,
+}
+
+impl Gridwatch {
+    /// Converts and locates one point.
+    pub fn locate(&self, lon: f64, lat: f64, crs: Crs) -> Result<Located> {
+        let p = Wgs84Point::from_crs(lon, lat, crs)
+            .map_err(|e| WorkflowError::invalid(e.field(), e.to_string()))?;
+        let index = self.index();
+        let a = index.locate(p.lon(), p.lat());
+        Ok(Located::new(&index, p, &a))
+    }
+
+    /// Validates a report into a row ready to write, assigned with the current index.
+    pub fn prepare_report(
+        &self,
+        input: &ReportInput,
+        now: DateTime<Utc>,
+    ) -> Result<(NewReport, Located)> {
+        let category = CategoryCode::parse(&input.category)
+            .map_err(|e| WorkflowError::invalid(e.field, e.message))?;
+        if !self.categories().contains_key(category.as_str()) {
+            return Err(WorkflowError::invalid(
+                "category",
+                format!(
+                    "unknown category {:?}; see GET /api/v1/categories",
+                    input.category
+                ),
+            ));
+        }
+        let source = ReportSource::parse(&input.source)
+            .map_err(|e| WorkflowError::invalid(e.field, e.message))?;
+        let crs = parse_crs(input.crs.as_deref(), "crs")?;
+        let description = input
+            .description
+            .clone()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        if description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(WorkflowError::invalid(
+                "description",
+                format!("longer than {MAX_DESCRIPTION_CHARS} characters"),
+            ));
+        }
+        let reported_at = input.reported_at.unwrap_or(now);
+        // A phone's clock may run a little fast; a report from the future is a client error.
+        if reported_at > now + Duration::minutes(10) {
+            return Err(WorkflowError::invalid("reported_at", "lies in the future"));
+        }
+        if reported_at < DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or(now) {
+            return Err(WorkflowError::invalid(
+                "reported_at",
+                "is before 2000-01-01",
+            ));
+        }
+        let p = Wgs84Point::from_crs(input.lon, input.lat, crs)
+            .map_err(|e| WorkflowError::invalid(e.field(), e.to_string()))?;
+        let index = self.index();
+        let a = index.locate(p.lon(), p.lat());
+        let code = |level| index.at_level(&a, level).map(|r| r.code.clone());
+        let deepest = index.deepest(&a);
+        let row = NewReport {
+            category: category.as_str().to_owned(),
+            lon: p.lon(),
+            lat: p.lat(),
+            input_lon: input.lon,
+            input_lat: input.lat,
+            input_crs: crs.as_str(),
+            description,
+            source: source.as_str(),
+            reported_at,
+            locate_status: a.status.as_str(),
+            district_code: code(Level::District),
+            street_code: code(Level::Street),
+            community_code: code(Level::Community),
+            grid_code: code(Level::Grid),
+            micro_grid_code: code(Level::MicroGrid),
+            region_code: deepest.map(|r| r.code.clone()),
+            region_version_id: deepest.map(|r| r.version_id),
+            distance_m: a.distance_m,
+        };
+        Ok((row, Located::new(&index, p, &a)))
+    }
+
+    /// Files one report.
+    pub async fn file_report(&self, input: &ReportInput) -> Result<Filed> {
+        let (row, located) = self.prepare_report(input, Utc::now())?;
+        let ids = self.db.insert_reports(std::slice::from_ref(&row)).await?;
+        let id = ids
+            .first()
+            .copied()
+            .ok_or_else(|| WorkflowError::invalid("report", "the database returned no id"))?;
+        Ok(Filed {
+            id,
+            category: row.category,
+            reported_at: row.reported_at,
+            assignment: located,
+        })
+    }
+}

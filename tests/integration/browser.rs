@@ -1,0 +1,45 @@
+//! The map page in a real headless Chromium (Debian's package), driven by playwright-core:
+//! tests/browser/map.mjs loads `/`, waits for the map, checks that grids and the heatmap
+//! rendered, clicks a grid, switches language, filters; screenshots go to target/screenshots.
+
+use crate::support::{fresh_db, repo_dir, url_of, Child};
+use std::process::Command;
+
+#[tokio::test]
+async fn map_page_renders_grids_and_heatmap() {
+    let tests = repo_dir().join("tests");
+    assert!(
+        tests.join("node_modules/playwright-core").exists(),
+        "tests/node_modules/playwright-core is missing: run scripts/setup"
+    );
+    assert!(
+        repo_dir()
+            .join("web/node_modules/maplibre-gl/package.json")
+            .exists(),
+        "web/node_modules/maplibre-gl is missing: run scripts/setup"
+    );
+    let (_db, options) = fresh_db().await;
+    let url = url_of(&options);
+    let server = Child::serve(
+        &["--listen", "127.0.0.1:0", "--demo"],
+        &[("DATABASE_URL", &url)],
+    );
+    let shots = repo_dir().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let base = server.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(tests.join("browser/map.mjs"))
+            .arg(&base)
+            .arg(&shots)
+            .current_dir(&tests)
+            .output()
+            .expect("node must be installed (scripts/setup)")
+    })
+    .await
+    .unwrap();
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser checks failed");
+    assert!(server.terminate().success());
+}

@@ -1,0 +1,120 @@
+//! The command-line contract: `serve` with the embedded cluster (create, restart, recover
+//! after kill -9, stop on SIGTERM) and `regions import`.
+
+use crate::support::{fresh_db, tmp_dir, url_of, Child};
+use std::path::Path;
+use std::process::Command;
+
+fn postmaster_running(data_dir: &Path) -> bool {
+    let pid_file = data_dir.join("postgres/postmaster.pid");
+    let Ok(text) = std::fs::read_to_string(pid_file) else {
+        return false;
+    };
+    let pid = text.lines().next().unwrap_or("").trim().to_owned();
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+async fn health(base: &str) -> u16 {
+    reqwest::get(format!("{base}/healthz"))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn embedded_cluster_lifecycle() {
+    let data_dir = tmp_dir().join(format!("cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let dir = data_dir.to_str().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", dir];
+
+    // First start creates the cluster; data written survives a restart.
+    let first = Child::serve(&args, &[]);
+    assert_eq!(health(&first.base).await, 200);
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/api/v1/reports", first.base))
+        .json(&serde_json::json!({"category": "road_hazard", "lon": 106.8, "lat": 39.6, "source": "hotline"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(postmaster_running(&data_dir));
+    let status = first.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !postmaster_running(&data_dir),
+        "SIGTERM must stop the cluster"
+    );
+
+    // kill -9 leaves PostgreSQL behind; the next start recovers it.
+    let mut second = Child::serve(&args, &[]);
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+    assert!(
+        postmaster_running(&data_dir),
+        "the cluster outlives a killed gridwatch"
+    );
+    let third = Child::serve(&args, &[]);
+    assert_eq!(health(&third.base).await, 200);
+    let page: serde_json::Value = reqwest::get(format!("{}/api/v1/reports", third.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page["reports"].as_array().unwrap().len(),
+        1,
+        "data survives restarts"
+    );
+    assert!(third.terminate().success());
+    assert!(!postmaster_running(&data_dir));
+    drop(second);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn regions_import_command() {
+    let (_db, options) = fresh_db().await;
+    let url = url_of(&options);
+    let dir = tmp_dir().join(format!("import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.geojson");
+    std::fs::write(
+        &good,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"150302","name":"海勃湾区","level":"district"},
+            "geometry":{"type":"Polygon","coordinates":[[[106.7,39.5],[106.9,39.5],[106.9,39.7],[106.7,39.7],[106.7,39.5]]]}}]}"#,
+    )
+    .unwrap();
+    let bad = dir.join("bad.geojson");
+    std::fs::write(
+        &bad,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"150302001","name":"新华街道","level":"street","parent_code":"150399"},
+            "geometry":{"type":"Polygon","coordinates":[[[106.7,39.5],[106.9,39.5],[106.9,39.7],[106.7,39.5]]]}}]}"#,
+    )
+    .unwrap();
+    let run = |file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_gridwatch"))
+            .args(["regions", "import"])
+            .arg(file)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let out = run(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 created"));
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("feature 0") && stderr.contains("parent_code"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+}

@@ -1,0 +1,13 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+//! Integration tests: one binary, a real PostgreSQL + PostGIS (the embedded cluster under
+//! target/tmp, or `TEST_DATABASE_URL`), each test in its own database cloned from a migrated
+//! template.
+
+mod api;
+mod browser;
+mod cli;
+mod crs_reference;
+mod demo;
+mod import;
+mod locate_oracle;
+mod support;

@@ -1,0 +1,267 @@
+//! Shared test plumbing: the database server, per-test databases, and request helpers.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use gridwatch::http::{app, AppState, HttpConfig};
+use gridwatch::storage::cluster::ManagedCluster;
+use gridwatch::storage::Db;
+use gridwatch::workflow::Gridwatch;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use tower::ServiceExt;
+
+const TEMPLATE: &str = "gw_template";
+
+/// The server every test database lives on.
+pub struct Server {
+    pub options: PgConnectOptions,
+    _cluster: Option<ManagedCluster>,
+}
+
+pub fn tmp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+pub fn repo_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `TEST_DATABASE_URL` if set, else the embedded cluster in target/tmp/pg (started once per
+/// test process and left running for the next run; `scripts/test` stops it).
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) => Server {
+            options: url.parse().expect("TEST_DATABASE_URL"),
+            _cluster: None,
+        },
+        Err(_) => {
+            let cluster = ManagedCluster::start(&tmp_dir().join("pg"))
+                .expect("start the embedded PostgreSQL cluster (is PostgreSQL installed? run scripts/setup)");
+            Server {
+                options: cluster.connect_options("postgres"),
+                _cluster: Some(cluster),
+            }
+        }
+    })
+}
+
+/// Creates the migrated template once per process; drops databases left by earlier runs.
+async fn template() {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let admin = server().options.clone().database("postgres");
+        let mut conn = admin.connect().await.expect("connect to postgres");
+        let stale: Vec<String> = sqlx::query_scalar(
+            "select datname from pg_database where datname like 'gw\\_t\\_%' or datname = $1",
+        )
+        .bind(TEMPLATE)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        for db in stale {
+            sqlx::query(&format!("drop database if exists \"{db}\" with (force)"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        sqlx::query(&format!("create database {TEMPLATE}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let db = Db::connect(server().options.clone().database(TEMPLATE))
+            .await
+            .expect("migrate the template database");
+        db.pool().close().await;
+        conn.close().await.ok();
+    })
+    .await;
+}
+
+/// A fresh, migrated, empty database for one test.
+pub async fn fresh_db() -> (Db, PgConnectOptions) {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    template().await;
+    let name = format!(
+        "gw_t_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut conn = server()
+        .options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(&format!("create database {name} template {TEMPLATE}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let options = server().options.clone().database(&name);
+    let db = Db::connect(options.clone()).await.unwrap();
+    (db, options)
+}
+
+/// A `postgres://` URL for a database of the test server, for child processes.
+pub fn url_of(options: &PgConnectOptions) -> String {
+    let db = options.get_database().unwrap_or("postgres");
+    match options.get_socket() {
+        Some(socket) => format!(
+            "postgres://{}@localhost:{}/{db}?host={}",
+            options.get_username(),
+            options.get_port(),
+            socket.display()
+        ),
+        None => format!(
+            "postgres://{}@{}:{}/{db}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port()
+        ),
+    }
+}
+
+pub struct TestApp {
+    pub gw: Gridwatch,
+    pub router: Router,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let (db, _) = fresh_db().await;
+    let gw = Gridwatch::open(db, 50.0).await.unwrap();
+    let state = AppState {
+        gw: gw.clone(),
+        config: Arc::new(HttpConfig {
+            web_dir: repo_dir().join("web"),
+            basemap_style_url: None,
+        }),
+    };
+    TestApp {
+        gw,
+        router: app(state),
+    }
+}
+
+/// The demo regions loaded into a fresh app (no incidents).
+pub async fn demo_app() -> TestApp {
+    let app = spawn_app().await;
+    app.gw
+        .import_regions(
+            gridwatch::demo::REGIONS_GEOJSON.as_bytes(),
+            gridwatch::domain::Crs::Wgs84,
+            true,
+        )
+        .await
+        .unwrap();
+    app
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{method} {uri}: {status} with a non-JSON body: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, value)
+    }
+
+    pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, None).await
+    }
+
+    pub async fn post(&self, uri: &str, body: &Value) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(serde_json::to_vec(body).unwrap()))
+            .await
+    }
+
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.gw.db.pool())
+            .await
+            .unwrap()
+    }
+}
+
+/// A running `gridwatch serve` child process, killed when dropped.
+pub struct Child {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Child {
+    /// Starts the binary with `args`, waits for its "serving" line, returns the base URL.
+    pub fn serve(args: &[&str], envs: &[(&str, &str)]) -> Child {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gridwatch"));
+        cmd.arg("serve").args(args).env_remove("DATABASE_URL");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn gridwatch");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("gridwatch is serving ") {
+                        break rest.trim_end_matches('/').to_owned();
+                    }
+                }
+                _ => {
+                    let status = child.wait();
+                    panic!("gridwatch exited before serving: {status:?}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Child { child, base }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
