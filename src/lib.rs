@@ -4,10 +4,12 @@
 //! (use cases) → `storage` (SQL, PostGIS) and `spatial` (pure geometry) → `domain` (types).
 
 pub mod bench;
+pub mod coverage;
 pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod server;
+pub mod sketch;
 pub mod spatial;
 pub mod storage;
 pub mod workflow;

@@ -70,6 +70,30 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Vectorise a photographed hand-drawn grid map into WGS-84 polygons.
+    Sketch {
+        /// the photo or scan (PNG or JPEG)
+        image: PathBuf,
+        /// ground control point: pixel x, pixel y, lon, lat (repeat, at least 2)
+        #[arg(long = "gcp", value_name = "PX,PY,LON,LAT", value_parser = parse_gcp)]
+        gcps: Vec<(f64, f64, f64, f64)>,
+        /// helmert, affine, projective, tps or auto (the simplest that fits within --tolerance-m)
+        #[arg(long, default_value = "auto")]
+        transform: String,
+        /// coordinate system of the control points' lon/lat: wgs84, gcj02 or bd09
+        #[arg(long, default_value = "wgs84")]
+        crs: String,
+        #[arg(long, default_value_t = 5.0)]
+        tolerance_m: f64,
+        /// output GeoJSON FeatureCollection
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// The generated hand-drawn sample sketches (geodata/sketches).
+    Samples {
+        #[command(subcommand)]
+        command: SamplesCommand,
+    },
     /// Embedded database commands.
     Db {
         #[command(subcommand)]
@@ -107,12 +131,115 @@ enum DemoCommand {
 }
 
 #[derive(Subcommand)]
+enum SamplesCommand {
+    /// Regenerate the sample sketches, their truth and control points.
+    Generate {
+        #[arg(long, default_value = "geodata/sketches")]
+        out: PathBuf,
+    },
+    /// Run every sample through the sketch flow and report accuracy and timings.
+    Evaluate,
+}
+
+#[derive(Subcommand)]
 enum DbCommand {
     /// Stop an embedded cluster left running in the data directory.
     Stop {
         #[arg(long, env = "GRIDWATCH_DATA_DIR", default_value = "./var")]
         data_dir: PathBuf,
     },
+}
+
+fn parse_gcp(s: &str) -> Result<(f64, f64, f64, f64), String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{s:?}: expected four numbers PX,PY,LON,LAT"))?;
+    match v[..] {
+        [a, b, c, d] if v.iter().all(|x| x.is_finite()) => Ok((a, b, c, d)),
+        _ => Err(format!("{s:?}: expected four finite numbers PX,PY,LON,LAT")),
+    }
+}
+
+fn sketch_command(
+    image: &std::path::Path,
+    gcps: &[(f64, f64, f64, f64)],
+    transform: &str,
+    crs: &str,
+    tolerance_m: f64,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use gridwatch::sketch::{
+        image_input, pipeline, transform::Gcp, transform::Requested, vectorise::VectoriseOptions,
+    };
+    let crs: Crs = crs.parse().map_err(|e| anyhow::anyhow!("--crs: {e}"))?;
+    let requested: Requested = transform
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--transform: {e}"))?;
+    let bytes = std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
+    let decoded = image_input::decode(&bytes).with_context(|| format!("{}", image.display()))?;
+    let gcps = gcps
+        .iter()
+        .enumerate()
+        .map(|(i, &(px, py, lon, lat))| {
+            let p = gridwatch::domain::Wgs84Point::from_crs(lon, lat, crs)
+                .map_err(|e| anyhow::anyhow!("--gcp {}: {e}", i + 1))?;
+            Ok(Gcp {
+                px,
+                py,
+                lon: p.lon(),
+                lat: p.lat(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let outcome = pipeline::run(
+        &decoded.image,
+        &gcps,
+        requested,
+        tolerance_m,
+        &VectoriseOptions::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("fitting the control points: {e}"))?;
+    let r = outcome.fit.report();
+    eprintln!(
+        "fit: {} from {} control points ({} requested), RMSE {:.2} m / {:.2} px{}",
+        r.kind.as_str(),
+        r.points,
+        r.requested,
+        r.rmse_m,
+        r.rmse_px,
+        r.rmse_per_dof_m
+            .map(|v| format!(", per degree of freedom {v:.2} m"))
+            .unwrap_or_default()
+    );
+    for res in &r.residuals {
+        eprintln!(
+            "  gcp {}: residual {:.2} m ({:.2} px){}{}",
+            res.index + 1,
+            res.metres,
+            res.pixels,
+            res.leave_one_out_m
+                .map(|v| format!(", leave-one-out {v:.2} m"))
+                .unwrap_or_default(),
+            if res.outlier { "  OUTLIER" } else { "" }
+        );
+    }
+    for w in r.warnings.iter().chain(&outcome.image_warnings) {
+        eprintln!("  warning: {w}");
+    }
+    for p in &outcome.problems {
+        eprintln!("  problem: {}", p.message);
+    }
+    let fc = pipeline::to_geojson(&outcome);
+    std::fs::write(out, serde_json::to_vec_pretty(&fc)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "{} polygons written to {}",
+        outcome.candidates.len(),
+        out.display()
+    );
+    Ok(())
 }
 
 fn init_tracing() {
@@ -224,6 +351,45 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             database_url,
         } => gridwatch::bench::run(points, database_url.as_deref(), &data_dir).await,
+        Command::Sketch {
+            image,
+            gcps,
+            transform,
+            crs,
+            tolerance_m,
+            out,
+        } => sketch_command(&image, &gcps, &transform, &crs, tolerance_m, &out),
+        Command::Samples {
+            command: SamplesCommand::Generate { out },
+        } => {
+            let n = gridwatch::sketch::samples::write_samples(&out)?;
+            println!("wrote {n} samples to {}", out.display());
+            Ok(())
+        }
+        Command::Samples {
+            command: SamplesCommand::Evaluate,
+        } => {
+            use gridwatch::sketch::evaluation;
+            let s = evaluation::evaluate_samples(&Default::default())?;
+            println!("sample                       size       transform  drawn found recovered mean IoU  vectorise  clean (fixes)");
+            for r in &s.samples {
+                println!(
+                    "{:<28} {:>4}×{:<4}  {:<10} {:>5} {:>5} {:>9} {:>8.3} {:>8.0} ms {:>5.0} ms ({})",
+                    r.name, r.width, r.height, r.transform, r.accuracy.drawn, r.accuracy.found,
+                    r.accuracy.recovered, r.accuracy.mean_iou, r.millis, r.clean_millis, r.fixes
+                );
+            }
+            println!(
+                "all samples: mean IoU {:.3}, {} of {} drawn areas recovered ({:.1} %)",
+                s.mean_iou,
+                s.recovered,
+                s.drawn,
+                100.0 * s.recovered as f64 / s.drawn.max(1) as f64
+            );
+            let (ms, issues, fixes) = evaluation::clean_demo_coverage()?;
+            println!("validate + clean of the 704 demo grids, community by community: {ms:.0} ms ({issues} issues, {fixes} fixes)");
+            Ok(())
+        }
         Command::Db {
             command: DbCommand::Stop { data_dir },
         } => {

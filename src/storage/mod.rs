@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod regions;
 pub mod reports;
+pub mod sketches;
 
 use geo::{Geometry, MultiPolygon};
 use geozero::wkb::{FromWkb, WkbDialect};
