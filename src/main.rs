@@ -254,6 +254,10 @@ fn init_tracing() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
+    // An empty DATABASE_URL means "not set": use the embedded cluster.
+    if std::env::var_os("DATABASE_URL").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("DATABASE_URL");
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

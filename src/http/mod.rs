@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod regions;
 mod reports;
+mod sketches;
 
 use crate::workflow::Gridwatch;
 use axum::extract::DefaultBodyLimit;
@@ -60,6 +61,20 @@ pub fn app(state: AppState) -> Router {
         .route("/reports", get(reports::list).post(reports::create))
         .route("/reports/heat", get(reports::heat))
         .route("/reports/{id}", get(reports::get_one))
+        .route(
+            "/sketches",
+            get(sketches::list)
+                .post(sketches::upload)
+                .layer(DefaultBodyLimit::max(sketches::SKETCH_BODY_LIMIT)),
+        )
+        .route("/sketches/{id}", get(sketches::get_one))
+        .route("/sketches/{id}/image", get(sketches::image))
+        .route(
+            "/sketches/{id}/gcps",
+            axum::routing::put(sketches::put_gcps),
+        )
+        .route("/sketches/{id}/overlay.png", get(sketches::overlay))
+        .route("/sketches/{id}/vectorise", post(sketches::vectorise))
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))

@@ -37,6 +37,17 @@ pub fn decode(bytes: &[u8]) -> Result<SketchImage, ImageError> {
         Ok(ImageFormat::Jpeg) => "jpeg",
         _ => return Err(ImageError::UnsupportedFormat),
     };
+    // The JPEG decoder fills a cut-off file with grey instead of failing: a truncated upload
+    // must not pass for a sketch. Every complete JPEG ends with the EOI marker (FF D9), at most
+    // followed by a little padding.
+    if format == "jpeg" {
+        let tail = &bytes[bytes.len().saturating_sub(1024)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err(ImageError::Corrupt(
+                "the JPEG is truncated (no end-of-image marker)".into(),
+            ));
+        }
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
@@ -107,6 +118,18 @@ mod tests {
         let mut truncated = png(30, 20);
         truncated.truncate(60);
         assert!(matches!(decode(&truncated), Err(ImageError::Corrupt(_))));
+    }
+
+    #[test]
+    fn refuses_a_truncated_jpeg() {
+        let img = RgbImage::from_pixel(64, 64, image::Rgb([200, 10, 10]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .write_image(img.as_raw(), 64, 64, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        assert!(decode(&jpeg).is_ok());
+        let cut = &jpeg[..jpeg.len() / 2];
+        assert!(matches!(decode(cut), Err(ImageError::Corrupt(m)) if m.contains("truncated")));
     }
 
     #[test]

@@ -41,6 +41,41 @@ impl Mask {
         self.data.iter().filter(|&&v| v).count()
     }
 
+    /// The 8-connected components of the ink: each a list of pixel indices (row-major).
+    pub fn components8(&self) -> Vec<Vec<usize>> {
+        let (w, h) = (self.width, self.height);
+        let mut seen = vec![false; w * h];
+        let mut stack = Vec::new();
+        let mut out = Vec::new();
+        for start in 0..w * h {
+            if !self.data[start] || seen[start] {
+                continue;
+            }
+            let mut comp = Vec::new();
+            stack.push(start);
+            seen[start] = true;
+            while let Some(p) = stack.pop() {
+                comp.push(p);
+                let (x, y) = ((p % w) as isize, (p / w) as isize);
+                for dy in -1..=1 {
+                    for dx in -1..=1 {
+                        let (nx, ny) = (x + dx, y + dy);
+                        if nx < 0 || ny < 0 || nx as usize >= w || ny as usize >= h {
+                            continue;
+                        }
+                        let q = ny as usize * w + nx as usize;
+                        if self.data[q] && !seen[q] {
+                            seen[q] = true;
+                            stack.push(q);
+                        }
+                    }
+                }
+            }
+            out.push(comp);
+        }
+        out
+    }
+
     /// Draws a straight line of ink `radius` pixels either side (Bresenham, square brush).
     pub fn draw_line(&mut self, a: (isize, isize), b: (isize, isize), radius: isize) {
         let (mut x, mut y) = a;
@@ -92,5 +127,16 @@ mod tests {
         assert!(!m.get_i(-1, 0) && !m.get_i(10, 0));
         m.draw_line((-5, 2), (20, 2), 1);
         assert!(m.get(0, 1) && m.get(9, 3));
+    }
+
+    #[test]
+    fn components_are_eight_connected() {
+        let mut m = Mask::new(6, 3);
+        m.set(0, 0, true);
+        m.set(1, 1, true); // diagonal neighbour: same component
+        m.set(4, 2, true);
+        let c = m.components8();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0], vec![0, 7]);
     }
 }

@@ -14,3 +14,4 @@ pub mod thinning;
 pub mod trace;
 pub mod transform;
 pub mod vectorise;
+pub mod warp;

@@ -57,36 +57,9 @@ pub fn close(m: &Mask, r: usize) -> Mask {
 
 /// Removes 8-connected ink components of fewer than `min_px` pixels (paper grain, dust).
 pub fn remove_specks(m: &mut Mask, min_px: usize) {
-    let (w, h) = (m.width, m.height);
-    let mut seen = vec![false; w * h];
-    let mut stack = Vec::new();
-    let mut component = Vec::new();
-    for start in 0..w * h {
-        if !m.data[start] || seen[start] {
-            continue;
-        }
-        component.clear();
-        stack.push(start);
-        seen[start] = true;
-        while let Some(p) = stack.pop() {
-            component.push(p);
-            let (x, y) = ((p % w) as isize, (p / w) as isize);
-            for dy in -1..=1 {
-                for dx in -1..=1 {
-                    let (nx, ny) = (x + dx, y + dy);
-                    if nx < 0 || ny < 0 || nx as usize >= w || ny as usize >= h {
-                        continue;
-                    }
-                    let q = ny as usize * w + nx as usize;
-                    if m.data[q] && !seen[q] {
-                        seen[q] = true;
-                        stack.push(q);
-                    }
-                }
-            }
-        }
-        if component.len() < min_px {
-            for &p in &component {
+    for comp in m.components8() {
+        if comp.len() < min_px {
+            for p in comp {
                 m.data[p] = false;
             }
         }

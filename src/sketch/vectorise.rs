@@ -106,38 +106,22 @@ fn snappable(
 ) -> Mask {
     let (w, h) = (ink.width, ink.height);
     let mut comp_of = vec![u32::MAX; w * h];
-    let mut components: Vec<(Vec<usize>, usize, f64)> = Vec::new();
-    let mut stack = Vec::new();
-    for s in 0..w * h {
-        if !ink.data[s] || comp_of[s] != u32::MAX {
-            continue;
-        }
-        let id = components.len() as u32;
-        let mut comp = Vec::new();
-        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-        stack.push(s);
-        comp_of[s] = id;
-        while let Some(p) = stack.pop() {
-            comp.push(p);
-            let (x, y) = (p % w, p / w);
-            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-            for dy in -1isize..=1 {
-                for dx in -1isize..=1 {
-                    let (nx, ny) = (x as isize + dx, y as isize + dy);
-                    if nx >= 0 && ny >= 0 && (nx as usize) < w && (ny as usize) < h {
-                        let q = ny as usize * w + nx as usize;
-                        if ink.data[q] && comp_of[q] == u32::MAX {
-                            comp_of[q] = id;
-                            stack.push(q);
-                        }
-                    }
-                }
+    let components: Vec<(Vec<usize>, usize, f64)> = ink
+        .components8()
+        .into_iter()
+        .enumerate()
+        .map(|(id, comp)| {
+            let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+            for &p in &comp {
+                comp_of[p] = id as u32;
+                let (x, y) = (p % w, p / w);
+                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
             }
-        }
-        let skeleton_px = comp.iter().filter(|&&p| skeleton.data[p]).count();
-        let extent = (((x1 - x0) as f64).powi(2) + ((y1 - y0) as f64).powi(2)).sqrt();
-        components.push((comp, skeleton_px, extent));
-    }
+            let skeleton_px = comp.iter().filter(|&&p| skeleton.data[p]).count();
+            let extent = (((x1 - x0) as f64).powi(2) + ((y1 - y0) as f64).powi(2)).sqrt();
+            (comp, skeleton_px, extent)
+        })
+        .collect();
     let largest = components.iter().map(|c| c.0.len()).max().unwrap_or(0);
     let is_drawing = |c: &(Vec<usize>, usize, f64)| c.0.len() * 4 >= largest;
     // Probe offsets on a ring around each skeleton pixel.

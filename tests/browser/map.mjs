@@ -7,59 +7,15 @@
 // Prints one line per check and stops at the first failure with a non-zero exit code. Any uncaught
 // page error, console error, or request to a host other than <base_url> fails the run too: the page
 // must work without internet. Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
-import { chromium } from 'playwright-core';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
+import { createChecks, launchChromium, parseArgs } from './harness.mjs';
 
 const READY_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 20_000;
 const URBAN_CORE = { center: [106.84, 39.672], zoom: 14 }; // Haibowan city centre
 const PHONE = { width: 390, height: 844 };
 
-const [baseArg, shotDir] = process.argv.slice(2);
-if (!baseArg || !shotDir) {
-  console.error('usage: node tests/browser/map.mjs <base_url> <screenshot_dir>');
-  process.exit(2);
-}
-const baseUrl = baseArg.replace(/\/+$/, '');
-const origin = new URL(baseUrl).origin;
-
-class CheckFailed extends Error {}
-
-let passed = 0;
-let current = 'start-up';
-const problems = []; // page errors, console errors, foreign requests: reported at the next check
-
-function check(name) {
-  current = name;
-}
-
-function pass(detail) {
-  if (problems.length) fail(problems.join('\n     '));
-  passed += 1;
-  console.log(`ok   ${current}${detail ? ` — ${detail}` : ''}`);
-}
-
-function fail(message) {
-  throw new CheckFailed(message);
-}
-
-function expect(condition, message) {
-  if (!condition) fail(message);
-}
-
-/** Report what would otherwise be invisible: errors in the page and traffic to other hosts. */
-function watch(page, label) {
-  page.on('pageerror', (err) => problems.push(`[${label}] uncaught page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`[${label}] console error: ${msg.text()}`);
-  });
-  page.on('request', (request) => {
-    const url = request.url();
-    if (url.startsWith('data:') || url.startsWith('blob:')) return;
-    if (new URL(url).origin !== origin) problems.push(`[${label}] request to another host: ${url}`);
-  });
-}
+const { baseUrl, origin, shot } = await parseArgs('map.mjs');
+const { check, pass, fail, expect, watch, done, report } = createChecks(origin);
 
 async function openReady(page, url) {
   await page.goto(url, { waitUntil: 'domcontentloaded', timeout: READY_TIMEOUT_MS });
@@ -158,13 +114,7 @@ async function gridClickTargets(page, max) {
 }
 
 async function main() {
-  await mkdir(shotDir, { recursive: true });
-  const shot = (name) => path.join(shotDir, name);
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-      '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     // Chinese locale and time zone of the users; the page must not depend on them, but this is what they see.
     const context = await browser.newContext({
@@ -320,16 +270,10 @@ async function main() {
     await phone.close();
     pass(`collapsed filters ${Math.round(collapsed.width)}px wide, open on tap; tapped grid ${tapTarget.code} opens a ${Math.round(sheet.height)}px sheet`);
 
-    console.log(`${passed} passed, 0 failed`);
+    done();
   } finally {
     await browser.close();
   }
 }
 
-main().catch((err) => {
-  const message = err instanceof CheckFailed ? err.message : (err.stack ?? String(err));
-  console.log(`FAIL ${current}: ${message}`);
-  if (problems.length && !(err instanceof CheckFailed)) console.log(`     also: ${problems.join('\n     ')}`);
-  console.log(`${passed} passed, 1 failed`);
-  process.exit(1);
-});
+main().catch(report);

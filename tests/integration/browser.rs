@@ -1,22 +1,17 @@
-//! The map page in a real headless Chromium (Debian's package), driven by playwright-core:
+//! The web pages in a real headless Chromium (Debian's package), driven by playwright-core:
 //! tests/browser/map.mjs loads `/`, waits for the map, checks that grids and the heatmap
-//! rendered, clicks a grid, switches language, filters; screenshots go to target/screenshots.
+//! rendered, clicks a grid, switches language, filters; tests/browser/editor.mjs digitises a
+//! sample sketch. Screenshots go to target/screenshots.
 
 use crate::support::{fresh_db, repo_dir, url_of, Child};
 use std::process::Command;
 
-#[tokio::test]
-async fn map_page_renders_grids_and_heatmap() {
+/// Runs one browser script against a fresh `gridwatch serve --demo`.
+async fn run_script(script: &str) {
     let tests = repo_dir().join("tests");
     assert!(
         tests.join("node_modules/playwright-core").exists(),
         "tests/node_modules/playwright-core is missing: run scripts/setup"
-    );
-    assert!(
-        repo_dir()
-            .join("web/node_modules/maplibre-gl/package.json")
-            .exists(),
-        "web/node_modules/maplibre-gl is missing: run scripts/setup"
     );
     let (_db, options) = fresh_db().await;
     let url = url_of(&options);
@@ -27,9 +22,10 @@ async fn map_page_renders_grids_and_heatmap() {
     let shots = repo_dir().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let base = server.base.clone();
+    let script = tests.join(script);
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg(tests.join("browser/map.mjs"))
+            .arg(&script)
             .arg(&base)
             .arg(&shots)
             .current_dir(&tests)
@@ -42,4 +38,22 @@ async fn map_page_renders_grids_and_heatmap() {
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser checks failed");
     assert!(server.terminate().success());
+}
+
+/// The planner's editor: upload a sample sketch, set control points (one pair by clicks), see the
+/// fit and the overlay, vectorise: 18 candidate polygons listed and drawn.
+#[tokio::test]
+async fn editor_page_digitises_a_sample_sketch() {
+    run_script("browser/editor.mjs").await;
+}
+
+#[tokio::test]
+async fn map_page_renders_grids_and_heatmap() {
+    assert!(
+        repo_dir()
+            .join("web/node_modules/maplibre-gl/package.json")
+            .exists(),
+        "web/node_modules/maplibre-gl is missing: run scripts/setup"
+    );
+    run_script("browser/map.mjs").await;
 }

@@ -10,4 +10,5 @@ mod crs_reference;
 mod demo;
 mod import;
 mod locate_oracle;
+mod sketches;
 mod support;

@@ -189,6 +189,38 @@ impl TestApp {
         (status, value)
     }
 
+    /// A request with any body and content type; the raw answer and its content type.
+    pub async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, ct, bytes)
+    }
+
     pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
         self.call("GET", uri, None).await
     }

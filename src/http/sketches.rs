@@ -1,0 +1,337 @@
+//! Sketch endpoints: upload a photographed hand-drawn grid map, set its ground control points
+//! (the fit is returned with its residuals), get it back as a georeferenced overlay, vectorise it.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::json_body;
+use super::AppState;
+use crate::domain::{GridCode, Wgs84Point};
+use crate::sketch::image_input::{decode, ImageError};
+use crate::sketch::transform::{fit, Fit, Gcp, Requested};
+use crate::sketch::vectorise::VectoriseOptions;
+use crate::sketch::{pipeline, warp};
+use crate::storage::sketches::{NewSketch, SketchRow};
+use crate::workflow::intake::parse_crs;
+use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Largest accepted upload.
+pub const SKETCH_BODY_LIMIT: usize = 40 * 1024 * 1024;
+
+fn parse_id(id: &str) -> ApiResult<i64> {
+    id.parse()
+        .map_err(|_| ApiError::bad_request(format!("sketch id {id:?} is not a number"), Some("id")))
+}
+
+async fn load(s: &AppState, id: &str) -> ApiResult<SketchRow> {
+    let id = parse_id(id)?;
+    s.gw.db
+        .sketch(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no sketch with id {id}")))
+}
+
+fn image_error(e: ImageError) -> ApiError {
+    ApiError::invalid("image", e.to_string())
+}
+
+/// Decodes an upload off the async threads (a large JPEG takes a while).
+async fn decode_blocking(bytes: Bytes) -> ApiResult<crate::sketch::image_input::SketchImage> {
+    tokio::task::spawn_blocking(move || decode(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(image_error)
+}
+
+pub(super) async fn upload(
+    State(s): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<SketchRow>)> {
+    let mut multipart = multipart.map_err(|e| ApiError::bad_request(e.body_text(), None))?;
+    let (mut image, mut title, mut region) = (None, String::new(), None);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "at most {} MiB per sketch",
+                    SKETCH_BODY_LIMIT >> 20
+                )))
+            }
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    format!("bad multipart body: {}", e.body_text()),
+                    None,
+                ))
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let data = field.bytes().await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
+                "at most {} MiB per sketch",
+                SKETCH_BODY_LIMIT >> 20
+            )),
+            _ => ApiError::bad_request(
+                format!("reading field {name:?}: {}", e.body_text()),
+                Some(&name),
+            ),
+        })?;
+        match name.as_str() {
+            "image" => image = Some(data),
+            "title" => {
+                title = String::from_utf8_lossy(&data)
+                    .trim()
+                    .chars()
+                    .take(200)
+                    .collect()
+            }
+            "region_code" => {
+                let text = String::from_utf8_lossy(&data).trim().to_owned();
+                if !text.is_empty() {
+                    let code = GridCode::parse(&text)
+                        .map_err(|e| ApiError::invalid("region_code", e.to_string()))?;
+                    region = Some(code.as_str().to_owned());
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    format!("unknown field {other:?}: expected image, title, region_code"),
+                    Some(other),
+                ))
+            }
+        }
+    }
+    let bytes = image.ok_or_else(|| ApiError::invalid("image", "the upload has no image field"))?;
+    if let Some(code) = &region {
+        if s.gw.db.region_detail(code).await?.is_none() {
+            return Err(ApiError::invalid(
+                "region_code",
+                format!("no region with code {code}"),
+            ));
+        }
+    }
+    let decoded = decode_blocking(bytes.clone()).await?;
+    let row =
+        s.gw.db
+            .insert_sketch(&NewSketch {
+                title: &title,
+                region_code: region.as_deref(),
+                format: decoded.format,
+                width: decoded.width,
+                height: decoded.height,
+                exif_orientation: decoded.exif_orientation,
+                image: &bytes,
+            })
+            .await?;
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+pub(super) async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<SketchRow>>> {
+    Ok(Json(s.gw.db.sketches().await?))
+}
+
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SketchRow>> {
+    Ok(Json(load(&s, &id).await?))
+}
+
+/// The sketch upright, as PNG (orientation applied, so pixel coordinates match the GCPs).
+pub(super) async fn image(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let row = load(&s, &id).await?;
+    let bytes = s.gw.db.sketch_image(row.id).await?.unwrap_or_default();
+    if row.exif_orientation == 1 {
+        let mime = if row.format == "png" {
+            "image/png"
+        } else {
+            "image/jpeg"
+        };
+        return Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response());
+    }
+    let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let img = decode(&bytes).map_err(image_error)?;
+        let mut out = Vec::new();
+        img.image
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GcpInput {
+    px: f64,
+    py: f64,
+    lon: f64,
+    lat: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GcpsInput {
+    gcps: Vec<GcpInput>,
+    /// the coordinate system of the control points' lon/lat
+    #[serde(default)]
+    crs: Option<String>,
+    #[serde(default)]
+    transform: Option<String>,
+    #[serde(default)]
+    tolerance_m: Option<f64>,
+}
+
+fn fit_stored(row: &SketchRow) -> ApiResult<Fit> {
+    let gcps: Vec<Gcp> =
+        serde_json::from_value(row.gcps.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let requested: Requested = row.transform.parse().unwrap_or_default();
+    fit(&gcps, requested, 5.0).map_err(|e| {
+        ApiError::invalid(
+            "gcps",
+            format!(
+                "{e}; set control points with PUT /api/v1/sketches/{}/gcps",
+                row.id
+            ),
+        )
+    })
+}
+
+fn fit_response(row: &SketchRow, f: &Fit) -> Value {
+    json!({
+        "sketch": row.id,
+        "fit": f.report(),
+        "image_warnings": f.image_warnings(row.width as u32, row.height as u32),
+        "footprint": warp::footprint(f, row.width as u32, row.height as u32),
+        "overlay": format!("/api/v1/sketches/{}/overlay.png", row.id),
+    })
+}
+
+/// Sets the control points; answers with the fit, or 422 (too few, degenerate) without storing.
+pub(super) async fn put_gcps(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let row = load(&s, &id).await?;
+    let input: GcpsInput = json_body(body)?;
+    let crs = parse_crs(input.crs.as_deref(), "crs")?;
+    let transform = input.transform.unwrap_or_else(|| "auto".into());
+    let requested: Requested =
+        transform
+            .parse()
+            .map_err(|e: crate::sketch::transform::UnknownTransform| {
+                ApiError::invalid("transform", e.to_string())
+            })?;
+    let tolerance = input.tolerance_m.unwrap_or(5.0);
+    if !(tolerance.is_finite() && tolerance > 0.0) {
+        return Err(ApiError::invalid(
+            "tolerance_m",
+            "must be a positive number of metres",
+        ));
+    }
+    let mut gcps = Vec::with_capacity(input.gcps.len());
+    for (i, g) in input.gcps.iter().enumerate() {
+        let p = Wgs84Point::from_crs(g.lon, g.lat, crs)
+            .map_err(|e| ApiError::invalid(format!("gcps[{i}].{}", e.field()), e.to_string()))?;
+        let inside = g.px.is_finite()
+            && g.py.is_finite()
+            && g.px >= 0.0
+            && g.py >= 0.0
+            && g.px <= row.width as f64
+            && g.py <= row.height as f64;
+        if !inside {
+            return Err(ApiError::invalid(
+                format!("gcps[{i}]"),
+                format!(
+                    "pixel ({}, {}) is outside the {}×{} sketch",
+                    g.px, g.py, row.width, row.height
+                ),
+            ));
+        }
+        gcps.push(Gcp {
+            px: g.px,
+            py: g.py,
+            lon: p.lon(),
+            lat: p.lat(),
+        });
+    }
+    let f =
+        fit(&gcps, requested, tolerance).map_err(|e| ApiError::invalid("gcps", e.to_string()))?;
+    let stored = serde_json::to_value(&gcps).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let report = serde_json::to_value(f.report()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    s.gw.db
+        .set_sketch_fit(row.id, &stored, &transform, &report)
+        .await?;
+    Ok(Json(fit_response(&row, &f)))
+}
+
+/// The georeferenced sketch, north up, for a MapLibre image source over `footprint`.
+pub(super) async fn overlay(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let row = load(&s, &id).await?;
+    let f = fit_stored(&row)?;
+    let bytes = s.gw.db.sketch_image(row.id).await?.unwrap_or_default();
+    let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let img = decode(&bytes).map_err(image_error)?;
+        let bounds = warp::footprint(&f, img.width, img.height).ok_or_else(|| {
+            ApiError::invalid(
+                "gcps",
+                "the fit does not map the whole sketch onto the map (projective horizon)",
+            )
+        })?;
+        let warped = warp::warp(&img.image.to_rgb8(), &f, bounds, 1600, 255);
+        let mut out = Vec::new();
+        warped
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+/// Vectorises the sketch with its control points: candidate polygons in WGS-84 with confidence
+/// and problems, stored for review.
+pub(super) async fn vectorise(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row = load(&s, &id).await?;
+    let gcps: Vec<Gcp> =
+        serde_json::from_value(row.gcps.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    fit_stored(&row)?;
+    let requested: Requested = row.transform.parse().unwrap_or_default();
+    let bytes = s.gw.db.sketch_image(row.id).await?.unwrap_or_default();
+    let result = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let img = decode(&bytes).map_err(image_error)?;
+        let outcome = pipeline::run(
+            &img.image,
+            &gcps,
+            requested,
+            5.0,
+            &VectoriseOptions::default(),
+        )
+        .map_err(|e| ApiError::invalid("gcps", e.to_string()))?;
+        Ok(pipeline::to_geojson(&outcome))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    s.gw.db.set_sketch_vectorised(row.id, &result).await?;
+    Ok(Json(result))
+}

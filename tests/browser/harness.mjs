@@ -1,0 +1,78 @@
+// Shared plumbing of the browser checks: arguments, Debian's headless Chromium, and the
+// check/pass/fail reporting that ends with a "N passed, N failed" line.
+//
+// A check fails on its own assertion, and also on anything the page did that would otherwise go
+// unseen: an uncaught page error, a console error, or a request to another host (the pages must
+// work without internet).
+import { chromium } from 'playwright-core';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+export class CheckFailed extends Error {}
+
+/** `<base_url> <screenshot_dir>` from the command line; exits with usage on anything else. */
+export async function parseArgs(script) {
+  const [baseArg, shotDir] = process.argv.slice(2);
+  if (!baseArg || !shotDir) {
+    console.error(`usage: node tests/browser/${script} <base_url> <screenshot_dir>`);
+    process.exit(2);
+  }
+  await mkdir(shotDir, { recursive: true });
+  const baseUrl = baseArg.replace(/\/+$/, '');
+  return { baseUrl, origin: new URL(baseUrl).origin, shot: (name) => path.join(shotDir, name) };
+}
+
+/** Debian's Chromium, headless, with nothing that reaches for the network by itself. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+      '--no-first-run', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** The reporting of one script's checks. */
+export function createChecks(origin) {
+  let passed = 0;
+  let current = 'start-up';
+  const problems = []; // page errors, console errors, foreign requests: reported at the next pass
+  const fail = (message) => {
+    throw new CheckFailed(message);
+  };
+  return {
+    check(name) {
+      current = name;
+    },
+    pass(detail) {
+      if (problems.length) fail(problems.join('\n     '));
+      passed += 1;
+      console.log(`ok   ${current}${detail ? ` — ${detail}` : ''}`);
+    },
+    fail,
+    expect(condition, message) {
+      if (!condition) fail(message);
+    },
+    watch(page, label = 'page') {
+      page.on('pageerror', (err) => problems.push(`[${label}] uncaught page error: ${err.message}`));
+      page.on('console', (msg) => {
+        if (msg.type() === 'error') problems.push(`[${label}] console error: ${msg.text()}`);
+      });
+      page.on('request', (request) => {
+        const url = request.url();
+        if (url.startsWith('data:') || url.startsWith('blob:')) return;
+        if (new URL(url).origin !== origin) problems.push(`[${label}] request to another host: ${url}`);
+      });
+    },
+    done() {
+      console.log(`${passed} passed, 0 failed`);
+    },
+    /** For `main().catch(...)`: the failed check, then the closing line, exit 1. */
+    report(err) {
+      const message = err instanceof CheckFailed ? err.message : (err.stack ?? String(err));
+      console.log(`FAIL ${current}: ${message}`);
+      if (problems.length && !(err instanceof CheckFailed)) console.log(`     also: ${problems.join('\n     ')}`);
+      console.log(`${passed} passed, 1 failed`);
+      process.exit(1);
+    },
+  };
+}
