@@ -75,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/sketches/{id}/overlay.png", get(sketches::overlay))
         .route("/sketches/{id}/vectorise", post(sketches::vectorise))
+        .route("/sketches/{id}/review", post(sketches::review))
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))

@@ -335,3 +335,134 @@ pub(super) async fn vectorise(
     s.gw.db.set_sketch_vectorised(row.id, &result).await?;
     Ok(Json(result))
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReviewInput {
+    /// the region the candidates must tile; defaults to the sketch's region
+    #[serde(default)]
+    parent_code: Option<String>,
+    #[serde(default)]
+    snap_m: Option<f64>,
+    #[serde(default)]
+    gap_width_m: Option<f64>,
+    /// longest_border (default), largest_area or smallest_area
+    #[serde(default)]
+    rule: Option<String>,
+}
+
+/// Validates and cleans the last vectorisation as a coverage of its parent region and answers
+/// with a reviewable diff: the issues found, every fix (area, who received it, by which rule),
+/// what remains, and the cleaned candidates. Nothing is written.
+pub(super) async fn review(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    use crate::coverage::clean::{clean, CleanOptions, MergeRule};
+    use crate::coverage::validate::{validate, ValidateOptions};
+    let row = load(&s, &id).await?;
+    let input: ReviewInput = match body {
+        Ok(b) if b.is_empty() => ReviewInput::default(),
+        other => json_body(other)?,
+    };
+    let parent_code = input
+        .parent_code
+        .or(row.region_code.clone())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "parent_code",
+                "the sketch has no region: name the parent region to tile",
+            )
+        })?;
+    let index = s.gw.index();
+    let parent = index.get(&parent_code).ok_or_else(|| {
+        ApiError::invalid(
+            "parent_code",
+            format!("no current region with code {parent_code}"),
+        )
+    })?;
+    let (parent_name, parent_geom) = (parent.name.clone(), parent.geom.clone());
+    let mut opts = CleanOptions::default();
+    for (field, value, slot) in [
+        ("snap_m", input.snap_m, &mut opts.snap_m),
+        ("gap_width_m", input.gap_width_m, &mut opts.gap_width_m),
+    ] {
+        if let Some(v) = value {
+            if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
+                return Err(ApiError::invalid(field, "must be between 0 and 100 metres"));
+            }
+            *slot = v;
+        }
+    }
+    opts.rule = match input.rule.as_deref() {
+        None | Some("longest_border") => MergeRule::LongestBorder,
+        Some("largest_area") => MergeRule::LargestArea,
+        Some("smallest_area") => MergeRule::SmallestArea,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "rule",
+                format!("unknown rule {other:?}: longest_border, largest_area or smallest_area"),
+            ))
+        }
+    };
+    let vectorised = s.gw.db.sketch_vectorised(row.id).await?.ok_or_else(|| {
+        ApiError::invalid(
+            "vectorised",
+            format!(
+                "vectorise the sketch first: POST /api/v1/sketches/{}/vectorise",
+                row.id
+            ),
+        )
+    })?;
+    let mut candidates = Vec::new();
+    for f in vectorised["features"].as_array().into_iter().flatten() {
+        let face = f["properties"]["face"].as_u64().unwrap_or_default();
+        let g: geojson::Geometry = serde_json::from_value(f["geometry"].clone())
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let geom = match geo::Geometry::<f64>::try_from(g)
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+        {
+            geo::Geometry::MultiPolygon(mp) => mp,
+            geo::Geometry::Polygon(p) => geo::MultiPolygon(vec![p]),
+            _ => continue,
+        };
+        candidates.push((format!("face-{face:03}"), geom));
+    }
+    let validate_opts = ValidateOptions {
+        gap_width_m: opts.gap_width_m,
+        snap_m: opts.snap_m,
+        ..ValidateOptions::default()
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let issues = validate(&candidates, Some(&parent_geom), &validate_opts);
+        let cleaned = clean(&candidates, Some(&parent_geom), &opts);
+        (issues, cleaned)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (issues, cleaned) = result;
+    let features: Vec<Value> = cleaned
+        .polygons
+        .iter()
+        .map(|(name, geom)| {
+            json!({
+                "type": "Feature",
+                "properties": {
+                    "candidate": name,
+                    "changed": cleaned.changed.contains(name),
+                    "area_m2": (geo::GeodesicArea::geodesic_area_unsigned(geom) * 10.0).round() / 10.0,
+                },
+                "geometry": geojson::Geometry::new(geojson::GeometryValue::from(geom)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "sketch": row.id,
+        "parent": {"code": parent_code, "name": parent_name},
+        "issues": issues,
+        "fixes": cleaned.fixes,
+        "remaining": cleaned.remaining,
+        "candidates": {"type": "FeatureCollection", "features": features},
+    })))
+}

@@ -240,3 +240,120 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
     let (status, _) = app.get("/api/v1/sketches/abc").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Uploads a sample with its control points and vectorises it; returns the sketch id.
+async fn vectorised_sample(app: &TestApp, name: &str, region: &str) -> i64 {
+    let (image, gcps) = sample(name);
+    let (status, sketch) = upload(
+        app,
+        &[
+            ("image", Some("s.jpg"), &image),
+            ("region_code", None, region.as_bytes()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sketch}");
+    let id = sketch["id"].as_i64().unwrap();
+    let (status, _) = app
+        .call(
+            "PUT",
+            &format!("/api/v1/sketches/{id}/gcps"),
+            Some(serde_json::to_vec(&json!({"gcps": gcps})).unwrap()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .post(&format!("/api/v1/sketches/{id}/vectorise"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    id
+}
+
+/// The review cleans the candidates into a coverage of the community; PostGIS is the judge:
+/// every polygon valid, no overlaps, union area equal to the community's within 0.1 %.
+#[tokio::test]
+async fn review_cleans_the_candidates_into_a_coverage_of_the_community() {
+    let app = demo_app().await;
+    let id = vectorised_sample(&app, "pingan-pencil", "150303001001").await;
+    let (status, review) = app
+        .call("POST", &format!("/api/v1/sketches/{id}/review"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{review}");
+    assert_eq!(review["parent"]["code"], "150303001001");
+    let fixes = review["fixes"].as_array().unwrap();
+    assert!(
+        !fixes.is_empty(),
+        "a hand drawing never matches the registry edge for edge"
+    );
+    for f in fixes {
+        assert!(
+            f["area_m2"].as_f64().unwrap() >= 0.0 && f["rule"].is_string(),
+            "{f}"
+        );
+    }
+    let remaining: Vec<&Value> = review["remaining"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "overlap")
+        .collect();
+    assert!(remaining.is_empty(), "{remaining:?}");
+    let features = review["candidates"]["features"].as_array().unwrap();
+    assert_eq!(features.len(), 20);
+
+    let geoms: Vec<String> = features.iter().map(|f| f["geometry"].to_string()).collect();
+    let (invalid, overlap_m2, union_m2, parent_m2): (i64, f64, f64, f64) = sqlx::query_as(
+        "with c as (select i, st_setsrid(st_geomfromgeojson(g), 4326) as geom
+                      from unnest($1::text[]) with ordinality as t(g, i)),
+              p as (select geom from region_version where region_code = '150303001001' and valid_to is null)
+         select (select count(*) from c where not st_isvalid(geom)),
+                (select coalesce(sum(st_area(st_intersection(a.geom, b.geom)::geography)), 0)
+                   from c a join c b on a.i < b.i and a.geom && b.geom),
+                (select st_area(st_union(geom)::geography) from c),
+                (select st_area(geom::geography) from p)",
+    )
+    .bind(&geoms)
+    .fetch_one(app.gw.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(invalid, 0);
+    assert!(overlap_m2 < 1.0, "overlap {overlap_m2} m²");
+    let diff = (union_m2 - parent_m2).abs() / parent_m2;
+    assert!(
+        diff < 0.001,
+        "union {union_m2} m² vs community {parent_m2} m² ({:.3} %)",
+        diff * 100.0
+    );
+
+    // Without a vectorisation, or with a bad rule: 422 naming the field.
+    let (image, _) = sample("pingan-pencil");
+    let (_, fresh) = upload(&app, &[("image", Some("s.jpg"), &image)]).await;
+    let fresh = fresh["id"].as_i64().unwrap();
+    let (status, err) = app
+        .post(
+            &format!("/api/v1/sketches/{fresh}/review"),
+            &json!({"parent_code": "150303001001"}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("vectorised"))
+    );
+    let (status, err) = app
+        .post(&format!("/api/v1/sketches/{fresh}/review"), &json!({}))
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("parent_code"))
+    );
+    let (status, err) = app
+        .post(
+            &format!("/api/v1/sketches/{id}/review"),
+            &json!({"rule": "coin_toss"}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("rule"))
+    );
+}
