@@ -41,6 +41,23 @@ fn image_error(e: ImageError) -> ApiError {
     ApiError::invalid("image", e.to_string())
 }
 
+/// Makes an image off the async threads (decoding and warping take a while) and answers with
+/// it as PNG.
+async fn png_response(
+    make: impl FnOnce() -> Result<image::DynamicImage, ApiError> + Send + 'static,
+) -> ApiResult<Response> {
+    let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let mut out = Vec::new();
+        make()?
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
 /// Decodes an upload off the async threads (a large JPEG takes a while).
 async fn decode_blocking(bytes: Bytes) -> ApiResult<crate::sketch::image_input::SketchImage> {
     tokio::task::spawn_blocking(move || decode(&bytes))
@@ -159,17 +176,7 @@ pub(super) async fn image(
         };
         return Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response());
     }
-    let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
-        let img = decode(&bytes).map_err(image_error)?;
-        let mut out = Vec::new();
-        img.image
-            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(out)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+    png_response(move || Ok(decode(&bytes).map_err(image_error)?.image)).await
 }
 
 #[derive(Deserialize)]
@@ -286,7 +293,7 @@ pub(super) async fn overlay(
     let row = load(&s, &id).await?;
     let f = fit_stored(&row)?;
     let bytes = s.gw.db.sketch_image(row.id).await?.unwrap_or_default();
-    let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+    png_response(move || {
         let img = decode(&bytes).map_err(image_error)?;
         let bounds = warp::footprint(&f, img.width, img.height).ok_or_else(|| {
             ApiError::invalid(
@@ -295,15 +302,9 @@ pub(super) async fn overlay(
             )
         })?;
         let warped = warp::warp(&img.image.to_rgb8(), &f, bounds, 1600, 255);
-        let mut out = Vec::new();
-        warped
-            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(out)
+        Ok(image::DynamicImage::ImageRgba8(warped))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }
 
 /// Vectorises the sketch with its control points: candidate polygons in WGS-84 with confidence
@@ -418,15 +419,10 @@ pub(super) async fn review(
     let mut candidates = Vec::new();
     for f in vectorised["features"].as_array().into_iter().flatten() {
         let face = f["properties"]["face"].as_u64().unwrap_or_default();
-        let g: geojson::Geometry = serde_json::from_value(f["geometry"].clone())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let geom = match geo::Geometry::<f64>::try_from(g)
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-        {
-            geo::Geometry::MultiPolygon(mp) => mp,
-            geo::Geometry::Polygon(p) => geo::MultiPolygon(vec![p]),
-            _ => continue,
-        };
+        // Our own vectorisation, stored by us: a parse failure is a bug, not bad input.
+        let geom =
+            crate::spatial::geojson::parse_geometry(&f["geometry"], crate::domain::Crs::Wgs84)
+                .map_err(ApiError::Internal)?;
         candidates.push((format!("face-{face:03}"), geom));
     }
     let validate_opts = ValidateOptions {

@@ -103,14 +103,9 @@ pub fn demo_polygons(level: &str) -> anyhow::Result<Vec<(String, MultiPolygon<f6
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let g: geojson::Geometry = serde_json::from_value(f["geometry"].clone())
-            .map_err(|e| anyhow::anyhow!("{code}: {e}"))?;
         let geom =
-            match geo::Geometry::<f64>::try_from(g).map_err(|e| anyhow::anyhow!("{code}: {e}"))? {
-                geo::Geometry::MultiPolygon(mp) => mp,
-                geo::Geometry::Polygon(p) => MultiPolygon(vec![p]),
-                other => anyhow::bail!("{code}: not a polygon: {other:?}"),
-            };
+            crate::spatial::geojson::parse_geometry(&f["geometry"], crate::domain::Crs::Wgs84)
+                .map_err(|e| anyhow::anyhow!("{code}: {e}"))?;
         out.push((code, geom));
     }
     Ok(out)

@@ -209,50 +209,8 @@ struct DemoFeature {
     geom: MultiPolygon<f64>,
 }
 
-fn parse_ring(v: &Value) -> Result<LineString<f64>> {
-    let pts = v
-        .as_array()
-        .ok_or_else(|| anyhow!("ring is not an array"))?;
-    let mut coords = Vec::with_capacity(pts.len());
-    for p in pts {
-        let xy = p
-            .as_array()
-            .ok_or_else(|| anyhow!("position is not an array"))?;
-        let x = xy.first().and_then(Value::as_f64);
-        let y = xy.get(1).and_then(Value::as_f64);
-        match (x, y) {
-            (Some(x), Some(y)) => coords.push(Coord { x, y }),
-            _ => bail!("position without two numbers"),
-        }
-    }
-    Ok(LineString::new(coords))
-}
-
-fn parse_polygon(v: &Value) -> Result<Polygon<f64>> {
-    let rings = v
-        .as_array()
-        .ok_or_else(|| anyhow!("polygon is not an array"))?;
-    let mut rings = rings.iter().map(parse_ring);
-    let exterior = rings
-        .next()
-        .ok_or_else(|| anyhow!("polygon without rings"))??;
-    Ok(Polygon::new(exterior, rings.collect::<Result<Vec<_>>>()?))
-}
-
 fn parse_geometry(g: &Value) -> Result<MultiPolygon<f64>> {
-    let coords = &g["coordinates"];
-    match g["type"].as_str() {
-        Some("Polygon") => Ok(MultiPolygon::new(vec![parse_polygon(coords)?])),
-        Some("MultiPolygon") => {
-            let polys = coords
-                .as_array()
-                .ok_or_else(|| anyhow!("multipolygon is not an array"))?;
-            Ok(MultiPolygon::new(
-                polys.iter().map(parse_polygon).collect::<Result<_>>()?,
-            ))
-        }
-        other => bail!("unexpected geometry type {other:?}"),
-    }
+    crate::spatial::geojson::parse_geometry(g, crate::domain::Crs::Wgs84).map_err(|e| anyhow!(e))
 }
 
 fn demo_features() -> Result<Vec<DemoFeature>> {

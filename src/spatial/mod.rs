@@ -4,6 +4,7 @@
 
 pub mod crs;
 pub mod distance;
+pub mod geojson;
 pub mod index;
 pub mod pip;
 pub mod raster;
