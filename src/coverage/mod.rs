@@ -2,4 +2,5 @@
 //! they tile their parent without gaps or overlaps. Pure geometry over `geo` types.
 
 pub mod clean;
+pub mod edit;
 pub mod validate;

@@ -61,6 +61,17 @@ impl Level {
         }
     }
 
+    /// The level directly below, `None` for a micro-grid.
+    pub fn child(self) -> Option<Level> {
+        match self {
+            Level::District => Some(Level::Street),
+            Level::Street => Some(Level::Community),
+            Level::Community => Some(Level::Grid),
+            Level::Grid => Some(Level::MicroGrid),
+            Level::MicroGrid => None,
+        }
+    }
+
     pub fn depth(self) -> usize {
         self as usize
     }

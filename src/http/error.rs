@@ -51,6 +51,7 @@ impl From<WorkflowError> for ApiError {
         match e {
             WorkflowError::Invalid { field, message } => ApiError::Invalid { message, field },
             WorkflowError::Rejected(problems) => ApiError::Problems(problems),
+            WorkflowError::NotFound(message) => ApiError::NotFound(message),
             WorkflowError::Storage(s) => s.into(),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+mod geometry;
 mod regions;
 mod reports;
 mod sketches;
@@ -55,6 +56,17 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/regions/{code}", get(regions::detail))
         .route(
+            "/regions/{code}/redraw/check",
+            post(regions::redraw_check).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
+        .route(
+            "/regions/{code}/redraw",
+            post(regions::redraw_publish).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
+        .route("/publications", get(regions::publications))
+        .route("/geometry/split", post(geometry::split))
+        .route("/geometry/merge", post(geometry::merge))
+        .route(
             "/locate",
             get(regions::locate_one).post(regions::locate_batch),
         )
@@ -83,6 +95,14 @@ pub fn app(state: AppState) -> Router {
         .nest_service(
             "/vendor/maplibre-gl",
             ServeDir::new(web_dir.join("node_modules/maplibre-gl/dist")),
+        )
+        .nest_service(
+            "/vendor/terra-draw",
+            ServeDir::new(web_dir.join("node_modules/terra-draw/dist")),
+        )
+        .nest_service(
+            "/vendor/terra-draw-maplibre-gl-adapter",
+            ServeDir::new(web_dir.join("node_modules/terra-draw-maplibre-gl-adapter/dist")),
         )
         .fallback_service(ServeDir::new(&web_dir))
         .layer(

@@ -19,6 +19,8 @@ pub const MAX_BATCH: usize = 10_000;
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     level: Option<String>,
+    /// only the current children of this region
+    parent: Option<String>,
 }
 
 pub(super) async fn list(
@@ -36,6 +38,7 @@ pub(super) async fn list(
     let shapes = s.gw.db.region_shapes(level).await?;
     let features: Vec<Value> = shapes
         .into_iter()
+        .filter(|r| q.parent.is_none() || r.parent_code == q.parent)
         .map(|r| {
             json!({
                 "type": "Feature",
@@ -151,4 +154,52 @@ pub(super) async fn locate_batch(
         })
         .collect::<ApiResult<Vec<_>>>()
         .map(Json)
+}
+
+/// Checks a redraw of the region's children: codes matched or allocated, the change per child,
+/// the coverage issues, whether it can be published. Nothing is written.
+pub(super) async fn redraw_check(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let doc: Value = json_body(body)?;
+    let request = crate::workflow::redraw::parse_request(&doc)?;
+    let plan = s.gw.check_redraw(&code, request).await?;
+    let mut out = serde_json::to_value(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;
+    out["features"] = plan.features();
+    Ok(Json(out))
+}
+
+/// Publishes a redraw of the region's children as new boundary versions (201), or refuses it
+/// with every blocking problem (422) and writes nothing.
+pub(super) async fn redraw_publish(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+    let doc: Value = json_body(body)?;
+    let request = crate::workflow::redraw::parse_request(&doc)?;
+    let published = s.gw.publish_redraw(&code, request).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(serde_json::to_value(&published).map_err(|e| ApiError::Internal(e.to_string()))?),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicationsQuery {
+    parent: Option<String>,
+}
+
+/// Past publications, newest first, with the per-child changes they made.
+pub(super) async fn publications(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let q: PublicationsQuery = query(raw)?;
+    Ok(Json(Value::Array(
+        s.gw.db.publications(q.parent.as_deref()).await?,
+    )))
 }

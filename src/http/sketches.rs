@@ -154,11 +154,18 @@ pub(super) async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Sketch
     Ok(Json(s.gw.db.sketches().await?))
 }
 
+/// One sketch, with the footprint of its current fit (`null` before control points are set).
 pub(super) async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<SketchRow>> {
-    Ok(Json(load(&s, &id).await?))
+) -> ApiResult<Json<Value>> {
+    let row = load(&s, &id).await?;
+    let footprint = fit_stored(&row)
+        .ok()
+        .and_then(|f| warp::footprint(&f, row.width as u32, row.height as u32));
+    let mut out = serde_json::to_value(&row).map_err(|e| ApiError::Internal(e.to_string()))?;
+    out["footprint"] = serde_json::to_value(footprint).unwrap_or(Value::Null);
+    Ok(Json(out))
 }
 
 /// The sketch upright, as PNG (orientation applied, so pixel coordinates match the GCPs).

@@ -76,3 +76,34 @@ pub fn parse_geometry(g: &Value, crs: Crs) -> std::result::Result<MultiPolygon<f
     }
     Ok(MultiPolygon(out))
 }
+
+/// A GeoJSON LineString as WGS-84 coordinates, every position converted from `crs`.
+pub fn parse_line(g: &Value, crs: Crs) -> std::result::Result<LineString<f64>, String> {
+    let kind = g.get("type").and_then(Value::as_str).unwrap_or("");
+    if kind != "LineString" {
+        return Err(format!("geometry type {kind:?} is not a LineString"));
+    }
+    let positions = g
+        .get("coordinates")
+        .and_then(Value::as_array)
+        .ok_or("LineString coordinates must be an array of positions")?;
+    if positions.len() < 2 {
+        return Err(format!(
+            "the line has {} position(s); it needs at least 2",
+            positions.len()
+        ));
+    }
+    let mut line = Vec::with_capacity(positions.len());
+    for (k, pos) in positions.iter().enumerate() {
+        let xy = pos.as_array().filter(|a| a.len() >= 2);
+        let Some((Some(x), Some(y))) = xy.map(|a| (a[0].as_f64(), a[1].as_f64())) else {
+            return Err(format!("position {k} is not [lon, lat]"));
+        };
+        let p = Wgs84Point::from_crs(x, y, crs).map_err(|e| format!("position {k}: {e}"))?;
+        line.push(Coord {
+            x: p.lon(),
+            y: p.lat(),
+        });
+    }
+    Ok(LineString(line))
+}

@@ -2,6 +2,7 @@
 //! geometry crosses the boundary as WKB, never as concatenated text.
 
 pub mod cluster;
+pub mod redraw;
 pub mod regions;
 pub mod reports;
 pub mod sketches;

@@ -295,29 +295,51 @@ impl Db {
         now: DateTime<Utc>,
     ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await.map_err(db("starting the import"))?;
-        sqlx::query(
-            "create temp table import_region (
+        let summary = match write_regions(&mut tx, features, now).await? {
+            Ok(summary) => summary,
+            Err(problems) => return Ok(ImportOutcome::Rejected(problems)),
+        };
+        let problems = coverage_problems(&mut tx).await?;
+        if !problems.is_empty() {
+            return Ok(ImportOutcome::Rejected(problems));
+        }
+        tx.commit().await.map_err(db("committing the import"))?;
+        Ok(ImportOutcome::Accepted(summary))
+    }
+}
+
+/// Writes `features` inside the caller's transaction: regions upserted, changed boundaries
+/// closed at `now` and new versions opened, party branches and staff replaced where given.
+/// Structural problems (unknown parents, invalid geometry) come back as `Err` before anything
+/// is written; the caller checks the coverage afterwards with [`coverage_problems`].
+pub(crate) async fn write_regions(
+    tx: &mut sqlx::PgConnection,
+    features: &[RegionFeature],
+    now: DateTime<Utc>,
+) -> Result<std::result::Result<ImportSummary, Vec<Problem>>> {
+    sqlx::query(
+        "create temp table import_region (
                  ord integer, code text, level text, name text, parent_code text,
                  synthetic boolean, geom geometry(MultiPolygon, 4326)
              ) on commit drop",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(db("creating the import table"))?;
-        let ord: Vec<i32> = features.iter().map(|f| f.index as i32).collect();
-        let code: Vec<&str> = features.iter().map(|f| f.code.as_str()).collect();
-        let level: Vec<&str> = features.iter().map(|f| f.level.as_str()).collect();
-        let name: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
-        let parent: Vec<Option<&str>> = features
-            .iter()
-            .map(|f| f.parent_code.as_ref().map(|c| c.as_str()))
-            .collect();
-        let synthetic: Vec<bool> = features.iter().map(|f| f.synthetic).collect();
-        let wkb: Vec<Vec<u8>> = features
-            .iter()
-            .map(|f| to_wkb(&geo::Geometry::MultiPolygon(f.geom.clone())))
-            .collect();
-        sqlx::query(
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db("creating the import table"))?;
+    let ord: Vec<i32> = features.iter().map(|f| f.index as i32).collect();
+    let code: Vec<&str> = features.iter().map(|f| f.code.as_str()).collect();
+    let level: Vec<&str> = features.iter().map(|f| f.level.as_str()).collect();
+    let name: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
+    let parent: Vec<Option<&str>> = features
+        .iter()
+        .map(|f| f.parent_code.as_ref().map(|c| c.as_str()))
+        .collect();
+    let synthetic: Vec<bool> = features.iter().map(|f| f.synthetic).collect();
+    let wkb: Vec<Vec<u8>> = features
+        .iter()
+        .map(|f| to_wkb(&geo::Geometry::MultiPolygon(f.geom.clone())))
+        .collect();
+    sqlx::query(
             "insert into import_region
              select o, c, l, n, p, s, st_multi(st_geomfromwkb(w, 4326))
                from unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::bytea[])
@@ -334,58 +356,58 @@ impl Db {
         .await
         .map_err(db("loading the import table"))?;
 
-        let mut problems = Vec::new();
-        let unknown: Vec<(i32, String, String)> = sqlx::query_as(
-            "select i.ord, i.code, i.parent_code from import_region i
+    let mut problems = Vec::new();
+    let unknown: Vec<(i32, String, String)> = sqlx::query_as(
+        "select i.ord, i.code, i.parent_code from import_region i
               where i.parent_code is not null
                 and not exists (select 1 from region r where r.code = i.parent_code)
                 and not exists (select 1 from import_region p where p.code = i.parent_code)
               order by i.ord",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db("checking parents"))?;
-        for (ord, code, parent) in unknown {
-            problems.push(
-                Problem::new(
-                    "unknown_parent",
-                    format!("parent {parent} of {code} is neither in the file nor in the registry"),
-                )
-                .at(ord as usize, Some(&code))
-                .field("properties.parent_code"),
-            );
-        }
-        let invalid: Vec<(i32, String, String)> = sqlx::query_as(
-            "select ord, code, st_isvalidreason(geom) from import_region
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db("checking parents"))?;
+    for (ord, code, parent) in unknown {
+        problems.push(
+            Problem::new(
+                "unknown_parent",
+                format!("parent {parent} of {code} is neither in the file nor in the registry"),
+            )
+            .at(ord as usize, Some(&code))
+            .field("properties.parent_code"),
+        );
+    }
+    let invalid: Vec<(i32, String, String)> = sqlx::query_as(
+        "select ord, code, st_isvalidreason(geom) from import_region
               where not st_isvalid(geom) order by ord",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db("validating geometry"))?;
-        for (ord, code, reason) in invalid {
-            problems.push(
-                Problem::new(
-                    "invalid_geometry",
-                    format!("geometry of {code} is invalid: {reason}"),
-                )
-                .at(ord as usize, Some(&code))
-                .field("geometry"),
-            );
-        }
-        if !problems.is_empty() {
-            return Ok(ImportOutcome::Rejected(problems));
-        }
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db("validating geometry"))?;
+    for (ord, code, reason) in invalid {
+        problems.push(
+            Problem::new(
+                "invalid_geometry",
+                format!("geometry of {code} is invalid: {reason}"),
+            )
+            .at(ord as usize, Some(&code))
+            .field("geometry"),
+        );
+    }
+    if !problems.is_empty() {
+        return Ok(Err(problems));
+    }
 
-        let before: HashMap<String, ()> = sqlx::query_scalar::<_, String>(
-            "select r.code from region r join import_region i using (code)",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db("reading existing regions"))?
-        .into_iter()
-        .map(|c| (c, ()))
-        .collect();
-        sqlx::query(
+    let before: HashMap<String, ()> = sqlx::query_scalar::<_, String>(
+        "select r.code from region r join import_region i using (code)",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db("reading existing regions"))?
+    .into_iter()
+    .map(|c| (c, ()))
+    .collect();
+    sqlx::query(
             "insert into region (code, level, name, parent_code, synthetic)
              select code, level, name, parent_code, synthetic from import_region order by length(code)
              on conflict (code) do update
@@ -394,18 +416,18 @@ impl Db {
         .execute(&mut *tx)
         .await
         .map_err(db("writing regions"))?;
-        let closed = sqlx::query(
-            "update region_version v set valid_to = $1
+    let closed = sqlx::query(
+        "update region_version v set valid_to = $1
                from import_region i
               where v.region_code = i.code and v.valid_to is null
                 and not st_orderingequals(v.geom, i.geom)",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("closing replaced boundaries"))?
-        .rows_affected() as usize;
-        let opened = sqlx::query(
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("closing replaced boundaries"))?
+    .rows_affected() as usize;
+    let opened = sqlx::query(
             "insert into region_version (region_code, version, geom, valid_from)
              select i.code,
                     coalesce((select max(version) from region_version v where v.region_code = i.code), 0) + 1,
@@ -420,82 +442,76 @@ impl Db {
         .map_err(db("writing boundaries"))?
         .rows_affected() as usize;
 
-        for f in features {
-            if let Some(branch) = &f.party_branch {
-                sqlx::query("delete from party_branch where region_code = $1")
-                    .bind(f.code.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("replacing a party branch"))?;
-                if let Some(b) = branch {
-                    sqlx::query(
-                        "insert into party_branch (region_code, name, secretary, contact)
+    for f in features {
+        if let Some(branch) = &f.party_branch {
+            sqlx::query("delete from party_branch where region_code = $1")
+                .bind(f.code.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db("replacing a party branch"))?;
+            if let Some(b) = branch {
+                sqlx::query(
+                    "insert into party_branch (region_code, name, secretary, contact)
                          values ($1, $2, $3, $4)",
-                    )
-                    .bind(f.code.as_str())
-                    .bind(&b.name)
-                    .bind(&b.secretary)
-                    .bind(&b.contact)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("writing a party branch"))?;
-                }
+                )
+                .bind(f.code.as_str())
+                .bind(&b.name)
+                .bind(&b.secretary)
+                .bind(&b.contact)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("writing a party branch"))?;
             }
         }
-        let staff_regions: Vec<&str> = features
-            .iter()
-            .filter(|f| f.staff.is_some())
-            .map(|f| f.code.as_str())
-            .collect();
-        sqlx::query("delete from grid_staff where region_code = any($1)")
-            .bind(&staff_regions)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("replacing grid staff"))?;
-        let mut s_region = Vec::new();
-        let mut s_role = Vec::new();
-        let mut s_name = Vec::new();
-        let mut s_phone = Vec::new();
-        for f in features {
-            for m in f.staff.iter().flatten() {
-                s_region.push(f.code.as_str());
-                s_role.push(m.role.as_str());
-                s_name.push(m.name.as_str());
-                s_phone.push(m.phone.as_deref());
-            }
-        }
-        sqlx::query(
-            "insert into grid_staff (region_code, role, name, phone)
-             select * from unnest($1::text[], $2::text[], $3::text[], $4::text[])",
-        )
-        .bind(&s_region)
-        .bind(&s_role)
-        .bind(&s_name)
-        .bind(&s_phone)
+    }
+    let staff_regions: Vec<&str> = features
+        .iter()
+        .filter(|f| f.staff.is_some())
+        .map(|f| f.code.as_str())
+        .collect();
+    sqlx::query("delete from grid_staff where region_code = any($1)")
+        .bind(&staff_regions)
         .execute(&mut *tx)
         .await
-        .map_err(db("writing grid staff"))?;
-
-        problems.extend(coverage_problems(&mut tx).await?);
-        if !problems.is_empty() {
-            return Ok(ImportOutcome::Rejected(problems));
+        .map_err(db("replacing grid staff"))?;
+    let mut s_region = Vec::new();
+    let mut s_role = Vec::new();
+    let mut s_name = Vec::new();
+    let mut s_phone = Vec::new();
+    for f in features {
+        for m in f.staff.iter().flatten() {
+            s_region.push(f.code.as_str());
+            s_role.push(m.role.as_str());
+            s_name.push(m.name.as_str());
+            s_phone.push(m.phone.as_deref());
         }
-        tx.commit().await.map_err(db("committing the import"))?;
-        let created = features
-            .iter()
-            .filter(|f| !before.contains_key(f.code.as_str()))
-            .count();
-        Ok(ImportOutcome::Accepted(ImportSummary {
-            created,
-            new_versions: closed,
-            unchanged_boundaries: features.len() - opened,
-        }))
     }
+    sqlx::query(
+        "insert into grid_staff (region_code, role, name, phone)
+             select * from unnest($1::text[], $2::text[], $3::text[], $4::text[])",
+    )
+    .bind(&s_region)
+    .bind(&s_role)
+    .bind(&s_name)
+    .bind(&s_phone)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("writing grid staff"))?;
+
+    let created = features
+        .iter()
+        .filter(|f| !before.contains_key(f.code.as_str()))
+        .count();
+    Ok(Ok(ImportSummary {
+        created,
+        new_versions: closed,
+        unchanged_boundaries: features.len() - opened,
+    }))
 }
 
 /// Checks the state after the import's writes, inside its transaction: every affected region
 /// lies inside its parent and does not overlap a sibling.
-async fn coverage_problems(tx: &mut sqlx::PgConnection) -> Result<Vec<Problem>> {
+pub(crate) async fn coverage_problems(tx: &mut sqlx::PgConnection) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     // Imported regions and the current children of imported regions (a redrawn parent may
     // leave an old child outside).

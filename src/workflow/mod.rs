@@ -3,6 +3,7 @@
 
 pub mod import;
 pub mod intake;
+pub mod redraw;
 
 use crate::domain::Problem;
 use crate::spatial::RegionIndex;
@@ -16,6 +17,9 @@ pub enum WorkflowError {
     /// A request field is wrong; `field` names it.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// The thing the request is about does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// An import was refused; nothing was written.
     #[error("{} problem(s) in the import", .0.len())]
     Rejected(Vec<Problem>),

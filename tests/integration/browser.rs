@@ -1,7 +1,8 @@
 //! The web pages in a real headless Chromium (Debian's package), driven by playwright-core:
 //! tests/browser/map.mjs loads `/`, waits for the map, checks that grids and the heatmap
 //! rendered, clicks a grid, switches language, filters; tests/browser/editor.mjs digitises a
-//! sample sketch. Screenshots go to target/screenshots.
+//! sample sketch, reviews, edits, publishes it, splits a grid into micro-grids and locates a point
+//! in one. Screenshots go to target/screenshots.
 
 use crate::support::{fresh_db, repo_dir, url_of, Child};
 use std::process::Command;
@@ -41,7 +42,8 @@ async fn run_script(script: &str) {
 }
 
 /// The planner's editor: upload a sample sketch, set control points (one pair by clicks), see the
-/// fit and the overlay, vectorise: 18 candidate polygons listed and drawn.
+/// fit and the overlay, vectorise (18 candidates), accept the review, publish new versions, split
+/// a grid by a drawn line into micro-grids, publish, and `locate` answers with a new micro-grid.
 #[tokio::test]
 async fn editor_page_digitises_a_sample_sketch() {
     run_script("browser/editor.mjs").await;

@@ -10,5 +10,6 @@ mod crs_reference;
 mod demo;
 mod import;
 mod locate_oracle;
+mod redraw;
 mod sketches;
 mod support;

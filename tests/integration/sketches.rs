@@ -26,7 +26,7 @@ fn multipart(fields: &[Field<'_>]) -> Vec<u8> {
     body
 }
 
-async fn upload(app: &TestApp, fields: &[Field<'_>]) -> (StatusCode, Value) {
+pub(crate) async fn upload(app: &TestApp, fields: &[Field<'_>]) -> (StatusCode, Value) {
     let (status, _, bytes) = app
         .raw(
             "POST",
@@ -41,7 +41,7 @@ async fn upload(app: &TestApp, fields: &[Field<'_>]) -> (StatusCode, Value) {
     )
 }
 
-fn sample(name: &str) -> (Vec<u8>, Value) {
+pub(crate) fn sample(name: &str) -> (Vec<u8>, Value) {
     let dir = repo_dir().join("geodata/sketches");
     let image = std::fs::read(dir.join(format!("{name}.jpg"))).unwrap();
     let gcps: Value =
@@ -94,6 +94,9 @@ async fn upload_fit_overlay_and_vectorise_a_sample() {
         (106.8..106.9).contains(&fp[0].as_f64().unwrap())
             && (39.6..39.7).contains(&fp[1].as_f64().unwrap())
     );
+    // Reopening the sketch gives the same footprint for its overlay.
+    let (_, reopened) = app.get(&format!("/api/v1/sketches/{id}")).await;
+    assert_eq!(reopened["footprint"], fitted["footprint"], "{reopened}");
 
     // Bad control points: 422 and the stored fit is untouched.
     let put = |body: Value| {
@@ -242,7 +245,7 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
 }
 
 /// Uploads a sample with its control points and vectorises it; returns the sketch id.
-async fn vectorised_sample(app: &TestApp, name: &str, region: &str) -> i64 {
+pub(crate) async fn vectorised_sample(app: &TestApp, name: &str, region: &str) -> i64 {
     let (image, gcps) = sample(name);
     let (status, sketch) = upload(
         app,
