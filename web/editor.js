@@ -972,21 +972,26 @@ function leaveEditing() {
   restyle();
 }
 
+/** The current children of region `code` as editable items. */
+async function fetchChildren(code) {
+  const children = await api(`regions?parent=${encodeURIComponent(code)}`);
+  return children.features.map((f) => ({ code: f.properties.code, name: f.properties.name, geometry: f.geometry }));
+}
+
 /** Opens the children of `scope` (a grid: its micro-grids), keeping the current scope to come back to. */
 async function enterScope(scope, tool) {
   const outer = state.edit;
   const saved = { edit: outer, items: collectItems() };
-  let children;
+  let items;
   busy += 1;
   try {
-    children = await api(`regions?parent=${encodeURIComponent(scope.code)}`);
+    items = await fetchChildren(scope.code);
   } catch (err) {
     showError(err);
     return;
   } finally {
     busy -= 1;
   }
-  let items = children.features.map((f) => ({ code: f.properties.code, name: f.properties.name, geometry: f.geometry }));
   if (!items.length) {
     // No micro-grids yet: start from the grid itself, one feature without a code.
     const own = state.regions.features.find((f) => f.properties.code === scope.code);
@@ -1016,8 +1021,7 @@ function leaveScope() {
 
 async function reloadScope() {
   const { scope } = state.edit;
-  const children = await api(`regions?parent=${encodeURIComponent(scope.code)}`);
-  loadItems(children.features.map((f) => ({ code: f.properties.code, name: f.properties.name, geometry: f.geometry })));
+  loadItems(await fetchChildren(scope.code));
 }
 
 // Tools -------------------------------------------------------------------------------------

@@ -1567,6 +1567,34 @@ mod tests {
         }
     }
 
+    /// The community's grids as if each were drawn on its own: every vertex moved by up to
+    /// `metres` along each axis, so neighbours no longer share their edges.
+    fn drawn_independently(
+        c: &Community,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        metres: f64,
+    ) -> Vec<(String, MultiPolygon<f64>)> {
+        use rand::Rng;
+        let (kx, ky) = (metres_per_deg_lon(39.6), METRES_PER_DEG_LAT);
+        c.grids
+            .iter()
+            .map(|(code, g)| {
+                let mut g = g.clone();
+                for p in g.iter_mut() {
+                    p.exterior_mut(|r| {
+                        for v in r.0.iter_mut() {
+                            v.x += rng.random_range(-metres..metres) / kx;
+                            v.y += rng.random_range(-metres..metres) / ky;
+                        }
+                        r.0.pop();
+                        r.close();
+                    });
+                }
+                (code.clone(), g)
+            })
+            .collect()
+    }
+
     fn demo_communities() -> Vec<Community> {
         let v: serde_json::Value =
             serde_json::from_str(crate::demo::REGIONS_GEOJSON).expect("demo geojson parses");
@@ -1682,32 +1710,14 @@ mod tests {
     /// up to 1.5 m in each direction, so neighbours share no vertex at all.
     #[test]
     fn demo_community_drawn_independently_is_cleaned() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         let communities = demo_communities();
         let c = communities
             .iter()
             .max_by_key(|c| c.grids.len())
             .expect("a community");
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let (kx, ky) = (metres_per_deg_lon(39.6), METRES_PER_DEG_LAT);
-        let polys: Vec<(String, MultiPolygon<f64>)> = c
-            .grids
-            .iter()
-            .map(|(code, g)| {
-                let mut g = g.clone();
-                for p in g.iter_mut() {
-                    p.exterior_mut(|r| {
-                        for v in r.0.iter_mut() {
-                            v.x += rng.random_range(-1.5..1.5) / kx;
-                            v.y += rng.random_range(-1.5..1.5) / ky;
-                        }
-                        r.0.pop();
-                        r.close();
-                    });
-                }
-                (code.clone(), g)
-            })
-            .collect();
+        let polys = drawn_independently(c, &mut rng, 1.5);
         let issues =
             super::super::validate::validate(&polys, Some(&c.boundary), &Default::default());
         assert!(issues.len() > polys.len(), "{}", issues.len());
@@ -1727,29 +1737,11 @@ mod tests {
     /// result is always a valid coverage; what remains are gaps wider than 5 m.
     #[test]
     fn sloppy_demo_sketches_clean_into_valid_coverages() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-        let (kx, ky) = (metres_per_deg_lon(39.6), METRES_PER_DEG_LAT);
         let (mut spent, mut fixes) = (std::time::Duration::ZERO, 0);
         for c in demo_communities() {
-            let polys: Vec<(String, MultiPolygon<f64>)> = c
-                .grids
-                .iter()
-                .map(|(code, g)| {
-                    let mut g = g.clone();
-                    for p in g.iter_mut() {
-                        p.exterior_mut(|r| {
-                            for v in r.0.iter_mut() {
-                                v.x += rng.random_range(-3.0..3.0) / kx;
-                                v.y += rng.random_range(-3.0..3.0) / ky;
-                            }
-                            r.0.pop();
-                            r.close();
-                        });
-                    }
-                    (code.clone(), g)
-                })
-                .collect();
+            let polys = drawn_independently(&c, &mut rng, 3.0);
             let t = std::time::Instant::now();
             let out = clean(&polys, Some(&c.boundary), &CleanOptions::default());
             spent += t.elapsed();

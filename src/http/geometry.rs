@@ -4,7 +4,6 @@
 use super::error::{ApiError, ApiResult};
 use super::extract::json_body;
 use crate::coverage::edit::{merge as merge_polygons, split as split_polygon, EditError};
-use crate::domain::Crs;
 use crate::spatial::geojson::{parse_geometry, parse_line};
 use crate::workflow::intake::parse_crs;
 use axum::body::Bytes;
@@ -31,14 +30,10 @@ fn geometry(g: &geo::Polygon<f64>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn crs_of(s: Option<&str>) -> ApiResult<Crs> {
-    Ok(parse_crs(s, "crs")?)
-}
-
 /// `{"geometry": Polygon|MultiPolygon, "line": LineString}` → `{"pieces": [Polygon…]}`.
 pub(super) async fn split(body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let input: SplitInput = json_body(body)?;
-    let crs = crs_of(input.crs.as_deref())?;
+    let crs = parse_crs(input.crs.as_deref(), "crs")?;
     let poly =
         parse_geometry(&input.geometry, crs).map_err(|e| ApiError::invalid("geometry", e))?;
     let line = parse_line(&input.line, crs).map_err(|e| ApiError::invalid("line", e))?;
@@ -60,7 +55,7 @@ pub(super) struct MergeInput {
 /// `{"geometries": [Polygon|MultiPolygon…]}` → `{"geometry": Polygon}`.
 pub(super) async fn merge(body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let input: MergeInput = json_body(body)?;
-    let crs = crs_of(input.crs.as_deref())?;
+    let crs = parse_crs(input.crs.as_deref(), "crs")?;
     if input.geometries.len() > MAX_MERGE {
         return Err(ApiError::invalid(
             "geometries",

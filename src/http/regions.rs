@@ -35,10 +35,9 @@ pub(super) async fn list(
                 .map_err(|e| ApiError::invalid("level", e.to_string()))
         })
         .transpose()?;
-    let shapes = s.gw.db.region_shapes(level).await?;
+    let shapes = s.gw.db.region_shapes(level, q.parent.as_deref()).await?;
     let features: Vec<Value> = shapes
         .into_iter()
-        .filter(|r| q.parent.is_none() || r.parent_code == q.parent)
         .map(|r| {
             json!({
                 "type": "Feature",

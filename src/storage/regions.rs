@@ -148,15 +148,22 @@ impl Db {
     }
 
     /// Current boundaries for display, optionally of one level.
-    pub async fn region_shapes(&self, level: Option<Level>) -> Result<Vec<RegionShape>> {
+    /// Current boundaries, optionally only of one level and/or only the children of `parent`.
+    pub async fn region_shapes(
+        &self,
+        level: Option<Level>,
+        parent: Option<&str>,
+    ) -> Result<Vec<RegionShape>> {
         let rows: Vec<ShapeRow> = sqlx::query_as(
             "select r.code, r.name, r.level, r.parent_code, v.version, r.synthetic, st_asbinary(v.geom) as wkb
                from region r
                join region_version v on v.region_code = r.code and v.valid_to is null
-              where $1::text is null or r.level = $1
+              where ($1::text is null or r.level = $1)
+                and ($2::text is null or r.parent_code = $2)
               order by r.code",
         )
         .bind(level.map(Level::as_str))
+        .bind(parent)
         .fetch_all(&self.pool)
         .await
         .map_err(db("listing regions"))?;

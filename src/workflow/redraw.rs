@@ -914,8 +914,6 @@ impl Gridwatch {
     /// Publishes a redraw of `parent`'s children as new boundary versions, then switches the
     /// locate index. Refused, with nothing written, while a blocking issue remains.
     pub async fn publish_redraw(&self, parent: &str, request: RedrawRequest) -> Result<Published> {
-        // Fail fast on a bad request before taking the lock.
-        self.context(parent).await?;
         if let Some(id) = request.sketch_id {
             if self.db.sketch(id).await?.is_none() {
                 return Err(WorkflowError::invalid(
