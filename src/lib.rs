@@ -4,6 +4,7 @@
 //! (use cases) → `storage` (SQL, PostGIS) and `spatial` (pure geometry) → `domain` (types).
 
 pub mod bench;
+pub mod bench_dispatch;
 pub mod coverage;
 pub mod demo;
 pub mod domain;

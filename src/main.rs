@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use gridwatch::domain::Crs;
 use gridwatch::server::{default_web_dir, serve, Database, ServeOptions};
 use gridwatch::storage::cluster::ManagedCluster;
+use gridwatch::workflow::dispatch::NoticeConfig;
 use gridwatch::workflow::{Gridwatch, WorkflowError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,15 @@ enum Command {
         /// optional MapLibre style URL drawn under gridwatch's layers
         #[arg(long, env = "GRIDWATCH_BASEMAP_STYLE_URL")]
         basemap_style_url: Option<String>,
+        /// let POST /api/v1/clock/advance move the service's time forward (tests, demos)
+        #[arg(long)]
+        controllable_clock: bool,
+        /// webhook of the SMS gateway: notices to departments, leaders and grid staff (else the log)
+        #[arg(long, env = "GRIDWATCH_SMS_WEBHOOK")]
+        sms_webhook: Option<String>,
+        /// webhook of the supervision platform: 15-hour escalations and packages (else the log)
+        #[arg(long, env = "GRIDWATCH_SUPERVISION_WEBHOOK")]
+        supervision_webhook: Option<String>,
     },
     /// Region registry commands.
     Regions {
@@ -61,10 +71,26 @@ enum Command {
         #[command(subcommand)]
         command: DemoCommand,
     },
-    /// Benchmark: assign random points to the demo grids in memory and with PostGIS.
+    /// Benchmark: `locate` (in memory vs PostGIS) or `dispatch` (intake and the scheduler).
     Bench {
+        /// locate: assign random points to the demo grids in memory and with PostGIS;
+        /// dispatch: routing + case creation throughput, and 100,000 open deadlines
+        #[arg(default_value = "locate", value_parser = ["locate", "dispatch"])]
+        what: String,
         #[arg(long, default_value_t = 1_000_000)]
         points: usize,
+        /// dispatch: reports filed per intake measurement
+        #[arg(long, default_value_t = 20_000)]
+        reports: usize,
+        /// dispatch: concurrent clients filing reports
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// dispatch: open escalation deadlines for the scheduler
+        #[arg(long, default_value_t = 100_000)]
+        deadlines: usize,
+        /// dispatch: the deadlines fall due over this many seconds
+        #[arg(long, default_value_t = 20)]
+        window_s: u64,
         #[arg(long, env = "GRIDWATCH_BENCH_DATA_DIR", default_value = "./var/bench")]
         data_dir: PathBuf,
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -267,11 +293,24 @@ async fn main() -> anyhow::Result<()> {
             near_m,
             web_dir,
             basemap_style_url,
+            controllable_clock,
+            sms_webhook,
+            supervision_webhook,
         } => {
             anyhow::ensure!(
                 near_m.is_finite() && near_m >= 0.0,
                 "--near-m must be a non-negative number"
             );
+            for (flag, url) in [
+                ("--sms-webhook", &sms_webhook),
+                ("--supervision-webhook", &supervision_webhook),
+            ] {
+                if let Some(u) = url {
+                    let ok = reqwest::Url::parse(u)
+                        .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.has_host());
+                    anyhow::ensure!(ok, "{flag} {u:?} is not an http:// or https:// URL");
+                }
+            }
             serve(ServeOptions {
                 listen,
                 data_dir: db.data_dir,
@@ -280,6 +319,11 @@ async fn main() -> anyhow::Result<()> {
                 near_m,
                 web_dir: web_dir.unwrap_or_else(default_web_dir),
                 basemap_style_url,
+                controllable_clock,
+                notices: NoticeConfig {
+                    sms_webhook,
+                    supervision_webhook,
+                },
             })
             .await
         }
@@ -351,10 +395,26 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench {
+            what,
             points,
+            reports,
+            clients,
+            deadlines,
+            window_s,
             data_dir,
             database_url,
-        } => gridwatch::bench::run(points, database_url.as_deref(), &data_dir).await,
+        } => match what.as_str() {
+            "dispatch" => {
+                let sizes = gridwatch::bench_dispatch::Sizes {
+                    reports,
+                    clients,
+                    deadlines,
+                    window_s,
+                };
+                gridwatch::bench_dispatch::run(sizes, database_url.as_deref(), &data_dir).await
+            }
+            _ => gridwatch::bench::run(points, database_url.as_deref(), &data_dir).await,
+        },
         Command::Sketch {
             image,
             gcps,

@@ -5,6 +5,8 @@
 use crate::http::{app, AppState, HttpConfig};
 use crate::storage::cluster::ManagedCluster;
 use crate::storage::Db;
+use crate::workflow::clock::Clock;
+use crate::workflow::dispatch::NoticeConfig;
 use crate::workflow::Gridwatch;
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
@@ -75,6 +77,9 @@ pub struct ServeOptions {
     pub near_m: f64,
     pub web_dir: PathBuf,
     pub basemap_style_url: Option<String>,
+    /// tests and demos: `POST /api/v1/clock/advance` moves the service's time forward
+    pub controllable_clock: bool,
+    pub notices: NoticeConfig,
 }
 
 /// The web folder: `GRIDWATCH_WEB_DIR`, else `web/` of this source tree, else `./web`.
@@ -102,7 +107,16 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         );
     }
     let database = Database::open(opts.database_url.as_deref(), &opts.data_dir).await?;
-    let gw = Gridwatch::open(database.db.clone(), opts.near_m).await?;
+    let clock = if opts.controllable_clock {
+        tracing::warn!("the clock is controllable: POST /api/v1/clock/advance moves time forward");
+        Clock::controllable()
+    } else {
+        Clock::system()
+    };
+    let gw = Gridwatch::open(database.db.clone(), opts.near_m)
+        .await?
+        .with_clock(clock)
+        .with_notices(opts.notices);
     if opts.demo {
         let loaded = crate::demo::load(&gw)
             .await
@@ -120,15 +134,31 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             basemap_style_url: opts.basemap_style_url,
         }),
     };
+    // The escalation scheduler and the notice courier run beside the server until shutdown.
+    let gw = state.gw.clone();
+    let background = [
+        tokio::spawn(crate::workflow::scheduler::run(gw.clone(), gw.stopping())),
+        tokio::spawn(crate::workflow::courier::run(gw.clone(), gw.stopping())),
+    ];
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
     println!("gridwatch is serving http://{addr}/");
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let gw = gw.clone();
+            async move {
+                shutdown_signal().await;
+                // Open consoles' event streams end now, so the graceful shutdown can finish.
+                gw.shut_down();
+            }
+        })
         .await?;
     tracing::info!("shutting down");
+    for task in background {
+        let _ = task.await;
+    }
     database.close().await;
     Ok(())
 }

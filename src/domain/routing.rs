@@ -44,7 +44,10 @@ pub struct Routed {
     pub rule_id: Option<i64>,
     pub lead: Handler,
     pub co_departments: Vec<String>,
+    /// the reason in English (names stay Chinese, as in the data)
     pub why: String,
+    /// the same reason in Chinese, for the console's default language
+    pub why_zh: String,
 }
 
 /// How specific a rule's territory is for this report: street 2, district 1, anywhere 0;
@@ -75,8 +78,14 @@ fn territorial_unit(t: &Territory) -> (String, String) {
 }
 
 /// Routes a report of `category` located in `t` by `rules`; see the module docs for the order.
-/// Ties (two rules equally specific) go to the smaller rule id.
-pub fn route(rules: &[RoutingRule], category: &str, t: &Territory) -> Routed {
+/// Ties (two rules equally specific) go to the smaller rule id. `name` turns a category or
+/// department code into the name the dispatcher reads in `why`.
+pub fn route(
+    rules: &[RoutingRule],
+    category: &str,
+    t: &Territory,
+    name: &dyn Fn(&str) -> String,
+) -> Routed {
     let best = rules
         .iter()
         .filter(|r| r.category.as_deref().is_none_or(|c| c == category))
@@ -88,7 +97,14 @@ pub fn route(rules: &[RoutingRule], category: &str, t: &Territory) -> Routed {
             rule_id: None,
             lead: Handler::Territory(unit_code),
             co_departments: Vec::new(),
-            why: format!("no routing rule for {category} here: the territory takes it (属地兜底, {unit_name})"),
+            why: format!(
+                "no routing rule for {} here: the territory takes it (属地兜底, {unit_name})",
+                name(category)
+            ),
+            why_zh: format!(
+                "无适用派单规则：{}由属地兜底（{unit_name}）",
+                name(category)
+            ),
         };
     };
     let scope = match rank {
@@ -104,24 +120,28 @@ pub fn route(rules: &[RoutingRule], category: &str, t: &Territory) -> Routed {
             .unwrap_or_default(),
         _ => "全市".to_owned(),
     };
-    let what = if specific {
-        category.to_owned()
+    let (what, what_zh) = if specific {
+        (name(category), name(category))
     } else {
-        "any category".to_owned()
+        ("any category".to_owned(), "各类事件".to_owned())
     };
     let lead = match &rule.lead_department {
         Some(d) => Handler::Department(d.clone()),
         None => Handler::Territory(unit_code),
     };
-    let who = match &lead {
-        Handler::Department(d) => d.clone(),
-        Handler::Territory(_) => format!("{unit_name} handles it locally"),
+    let (who, who_zh) = match &lead {
+        Handler::Department(d) => (name(d), format!("{}牵头", name(d))),
+        Handler::Territory(_) => (
+            format!("{unit_name} handles it locally"),
+            format!("{unit_name}自行处置"),
+        ),
     };
     Routed {
         rule_id: Some(rule.id),
         lead,
         co_departments: rule.co_departments.clone(),
         why: format!("rule #{} ({what} in {scope}): {who}", rule.id),
+        why_zh: format!("规则 #{}（{what_zh} · {scope}）：{who_zh}", rule.id),
     }
 }
 
@@ -142,6 +162,10 @@ mod tests {
             lead_department: lead.map(str::to_owned),
             co_departments: vec![],
         }
+    }
+
+    fn route_codes(rules: &[RoutingRule], category: &str, t: &Territory) -> Routed {
+        route(rules, category, t, &|c: &str| c.to_owned())
     }
 
     fn kangle() -> Territory {
@@ -165,7 +189,7 @@ mod tests {
             rule(3, Some("oil_smoke"), Some("150302001"), None),
             rule(4, Some("oil_smoke"), Some("150303"), Some("水务局")),
         ];
-        let r = route(&rules, "oil_smoke", &kangle());
+        let r = route_codes(&rules, "oil_smoke", &kangle());
         assert_eq!(r.rule_id, Some(3));
         assert_eq!(r.lead, Handler::Territory("150302001001".into()));
         assert!(
@@ -176,7 +200,7 @@ mod tests {
         // In another street of the district, the district rule.
         let mut other = kangle();
         other.street = Some(("150302002".into(), "新华西街道".into()));
-        let r = route(&rules, "oil_smoke", &other);
+        let r = route_codes(&rules, "oil_smoke", &other);
         assert_eq!(r.lead, Handler::Department("城市管理综合执法局".into()));
     }
 
@@ -193,7 +217,7 @@ mod tests {
         ];
         // Territory first: the street's catch-all wins over the district's category rule.
         assert_eq!(
-            route(&rules, "fire_lane_blocked", &kangle()).rule_id,
+            route_codes(&rules, "fire_lane_blocked", &kangle()).rule_id,
             Some(1)
         );
         let rules = vec![
@@ -205,7 +229,7 @@ mod tests {
                 Some("消防救援大队"),
             ),
         ];
-        let r = route(&rules, "fire_lane_blocked", &kangle());
+        let r = route_codes(&rules, "fire_lane_blocked", &kangle());
         assert_eq!(
             (r.rule_id, r.lead),
             (Some(6), Handler::Department("消防救援大队".into()))
@@ -214,7 +238,7 @@ mod tests {
 
     #[test]
     fn without_a_rule_the_territory_takes_it() {
-        let r = route(
+        let r = route_codes(
             &[rule(1, Some("oil_smoke"), None, Some("市场监督管理局"))],
             "wall_leak",
             &kangle(),
@@ -222,12 +246,13 @@ mod tests {
         assert_eq!(r.rule_id, None);
         assert_eq!(r.lead, Handler::Territory("150302001001".into()));
         assert!(r.why.contains("属地兜底"), "{}", r.why);
+        assert_eq!(r.why_zh, "无适用派单规则：wall_leak由属地兜底（康乐社区）");
         let outside = Territory {
             district: Some(("150304".into(), "乌达区".into())),
             ..Territory::default()
         };
         assert_eq!(
-            route(&[], "wall_leak", &outside).lead,
+            route_codes(&[], "wall_leak", &outside).lead,
             Handler::Territory("150304".into())
         );
     }

@@ -24,6 +24,10 @@ pub enum ApiError {
     /// 422: an import was refused, with every problem found
     Problems(Vec<Problem>),
     NotFound(String),
+    /// 409: the action is not allowed in the case's state; the allowed ones are listed
+    Illegal(crate::domain::case::IllegalTransition),
+    /// 409: conflicts with what exists
+    Conflict(String),
     PayloadTooLarge(String),
     /// 503: the database does not answer
     Unavailable(String),
@@ -52,6 +56,8 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::Invalid { field, message } => ApiError::Invalid { message, field },
             WorkflowError::Rejected(problems) => ApiError::Problems(problems),
             WorkflowError::NotFound(message) => ApiError::NotFound(message),
+            WorkflowError::Illegal(t) => ApiError::Illegal(t),
+            WorkflowError::Conflict(message) => ApiError::Conflict(message),
             WorkflowError::Storage(s) => s.into(),
         }
     }
@@ -113,6 +119,20 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(message) => (
                 StatusCode::NOT_FOUND,
                 json!({"code": "not_found", "message": message}),
+            ),
+            ApiError::Illegal(t) => (
+                StatusCode::CONFLICT,
+                json!({
+                    "code": "illegal_transition",
+                    "message": t.to_string(),
+                    "state": t.from,
+                    "action": t.action,
+                    "allowed": t.allowed,
+                }),
+            ),
+            ApiError::Conflict(message) => (
+                StatusCode::CONFLICT,
+                json!({"code": "conflict", "message": message}),
             ),
             ApiError::PayloadTooLarge(message) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

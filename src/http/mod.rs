@@ -1,6 +1,8 @@
 //! HTTP: the only layer that knows axum and wire formats. `app(state)` builds the router, so
 //! tests can call it in-process and `serve` can bind it to a port.
 
+mod cases;
+mod dispatch;
 pub mod error;
 pub mod extract;
 mod geometry;
@@ -73,6 +75,41 @@ pub fn app(state: AppState) -> Router {
         .route("/reports", get(reports::list).post(reports::create))
         .route("/reports/heat", get(reports::heat))
         .route("/reports/{id}", get(reports::get_one))
+        .route("/departments", get(dispatch::departments))
+        .route(
+            "/categories/{code}/dispatch",
+            axum::routing::put(dispatch::put_category_dispatch),
+        )
+        .route(
+            "/routing-rules",
+            get(dispatch::rules).post(dispatch::create_rule),
+        )
+        .route(
+            "/routing-rules/{id}",
+            axum::routing::put(dispatch::update_rule).delete(dispatch::delete_rule),
+        )
+        .route("/routing/preview", get(dispatch::preview))
+        .route(
+            "/escalation-policy",
+            get(dispatch::policy).put(dispatch::put_policy),
+        )
+        .route("/cases", get(cases::list))
+        .route("/cases/stream", get(cases::stream))
+        .route("/cases/{id}", get(cases::get_one))
+        .route(
+            "/cases/{id}/actions",
+            post(cases::act).layer(DefaultBodyLimit::max(cases::ACTION_BODY_LIMIT)),
+        )
+        .route("/cases/{id}/photos/{n}", get(cases::photo))
+        .route("/cases/{id}/notices", get(cases::notices))
+        .route("/dispatch/stats", get(dispatch::stats))
+        .route(
+            "/packages",
+            get(dispatch::packages).post(dispatch::create_package),
+        )
+        .route("/packages/proposals", get(dispatch::package_proposals))
+        .route("/clock", get(dispatch::clock))
+        .route("/clock/advance", post(dispatch::advance_clock))
         .route(
             "/sketches",
             get(sketches::list)

@@ -18,8 +18,23 @@ use serde_json::{json, Value};
 pub const DEFAULT_PAGE: i64 = 100;
 pub const MAX_PAGE: i64 = 1000;
 
-pub(super) async fn categories(State(s): State<AppState>) -> ApiResult<Json<Vec<Category>>> {
-    Ok(Json(s.gw.db.categories().await?))
+/// The catalogue, each category with its duplicate and packaging settings.
+pub(super) async fn categories(State(s): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
+    let settings: std::collections::HashMap<String, _> =
+        s.gw.db.category_dispatch().await?.into_iter().collect();
+    let categories: Vec<Category> = s.gw.db.categories().await?;
+    Ok(Json(
+        categories
+            .into_iter()
+            .map(|c| {
+                let mut v = json!(c);
+                if let (Some(o), Some(d)) = (v.as_object_mut(), settings.get(&c.code)) {
+                    o.insert("dispatch".into(), json!(d));
+                }
+                v
+            })
+            .collect(),
+    ))
 }
 
 pub(super) async fn create(
@@ -66,7 +81,7 @@ fn china() -> FixedOffset {
 }
 
 /// A date (`2026-03-01`, start of that day; with `end`, start of the next) or an RFC 3339 time.
-fn parse_time(field: &str, s: &str, end: bool) -> ApiResult<DateTime<Utc>> {
+pub(super) fn parse_time(field: &str, s: &str, end: bool) -> ApiResult<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }

@@ -2,6 +2,7 @@
 //! geometry crosses the boundary as WKB, never as concatenated text.
 
 pub mod cluster;
+pub mod dispatch;
 pub mod redraw;
 pub mod regions;
 pub mod reports;
@@ -25,6 +26,18 @@ pub enum StorageError {
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
+
+impl StorageError {
+    /// The error is a violation of the unique index or constraint `name`.
+    pub fn is_unique_violation(&self, name: &str) -> bool {
+        match self {
+            StorageError::Db(sqlx::Error::Database(d), _) => {
+                d.code().as_deref() == Some("23505") && d.constraint() == Some(name)
+            }
+            _ => false,
+        }
+    }
+}
 
 /// Attaches what we were doing to a sqlx error, in the manner of `map_err(db("loading x"))`.
 pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
@@ -60,6 +73,11 @@ impl Db {
         &self.pool
     }
 
+    /// How this handle connects, e.g. to reach another database on the same server.
+    pub fn options(&self) -> PgConnectOptions {
+        (*self.pool.connect_options()).clone()
+    }
+
     /// True when the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("select 1").execute(&self.pool).await.is_ok()
@@ -72,6 +90,35 @@ impl Db {
             .await
             .map_err(db("reading meta"))
     }
+}
+
+impl Db {
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "insert into meta (key, value) values ($1, $2)
+             on conflict (key) do update set value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(db("writing meta"))?;
+        Ok(())
+    }
+}
+
+/// Sets a one-off `meta` marker inside a bulk load's transaction; false when it was set already
+/// (the load happened), so the load is skipped.
+pub(crate) async fn claim_marker(conn: &mut sqlx::PgConnection, marker: &str) -> Result<bool> {
+    let n = sqlx::query(
+        "insert into meta (key, value) values ($1, now()::text) on conflict do nothing",
+    )
+    .bind(marker)
+    .execute(conn)
+    .await
+    .map_err(db("setting a load marker"))?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 async fn ensure_database(options: &PgConnectOptions) -> Result<()> {

@@ -119,33 +119,6 @@ impl Db {
         insert_reports(&mut conn, reports).await
     }
 
-    /// Writes reports and sets `marker` in `meta` in one transaction, unless the marker is
-    /// already set. Returns whether the reports were written.
-    pub async fn insert_reports_once(&self, reports: &[NewReport], marker: &str) -> Result<bool> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("starting a bulk load"))?;
-        let fresh = sqlx::query(
-            "insert into meta (key, value) values ($1, now()::text) on conflict do nothing",
-        )
-        .bind(marker)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("setting a load marker"))?
-        .rows_affected()
-            == 1;
-        if !fresh {
-            return Ok(false);
-        }
-        for chunk in reports.chunks(5000) {
-            insert_reports(&mut tx, chunk).await?;
-        }
-        tx.commit().await.map_err(db("committing a bulk load"))?;
-        Ok(true)
-    }
-
     pub async fn report(&self, id: i64) -> Result<Option<ReportRow>> {
         let sql = format!("{REPORT_SELECT} where r.id = $1");
         sqlx::query_as(&sql)

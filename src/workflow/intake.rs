@@ -1,6 +1,7 @@
 //! Locating points and filing reports: validate, convert to WGS-84, assign to the grid chain
 //! with the in-memory index, write.
 
+use super::dispatch::RoutingView;
 use super::{Gridwatch, Result, WorkflowError};
 use crate::domain::{CategoryCode, Crs, Level, ReportSource, Wgs84Point};
 use crate::spatial::index::{Assignment, PartyBranchInfo};
@@ -102,6 +103,10 @@ pub struct Filed {
     pub category: String,
     pub reported_at: DateTime<Utc>,
     pub assignment: Located,
+    /// the case the report opened
+    pub case_id: i64,
+    /// who the case is proposed to, and why
+    pub routing: RoutingView,
 }
 
 impl Gridwatch {
@@ -186,19 +191,44 @@ impl Gridwatch {
         Ok((row, Located::new(&index, p, &a)))
     }
 
-    /// Files one report.
+    /// Files one report: writes it and opens its case, routed by the current rules, in one
+    /// transaction.
     pub async fn file_report(&self, input: &ReportInput) -> Result<Filed> {
-        let (row, located) = self.prepare_report(input, Utc::now())?;
-        let ids = self.db.insert_reports(std::slice::from_ref(&row)).await?;
-        let id = ids
-            .first()
-            .copied()
-            .ok_or_else(|| WorkflowError::invalid("report", "the database returned no id"))?;
-        Ok(Filed {
-            id,
-            category: row.category,
-            reported_at: row.reported_at,
-            assignment: located,
-        })
+        let mut filed = self.file_reports(std::slice::from_ref(input)).await?;
+        filed
+            .pop()
+            .ok_or_else(|| WorkflowError::invalid("report", "the database returned no id"))
+    }
+
+    /// Files reports together (one transaction, one commit): all are written or none.
+    pub async fn file_reports(&self, inputs: &[ReportInput]) -> Result<Vec<Filed>> {
+        let now = self.clock.now();
+        let mut items = Vec::with_capacity(inputs.len());
+        let mut views = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let (row, located) = self.prepare_report(input, now)?;
+            let routed = self.route(&row.category, &located);
+            let case = self.new_case(&routed, &located, row.source, now);
+            items.push((row.clone(), case));
+            let routing = self.routing_view(&routed, &located);
+            views.push((row, located, routing));
+        }
+        let ids = self.intake.file(items, self.notice_config.sms()).await?;
+        let filed: Vec<Filed> = ids
+            .into_iter()
+            .zip(views)
+            .map(|((id, case_id), (row, located, routing))| Filed {
+                id,
+                category: row.category,
+                reported_at: row.reported_at,
+                assignment: located,
+                case_id,
+                routing,
+            })
+            .collect();
+        for f in &filed {
+            self.announce(f.case_id, "reported", "report");
+        }
+        Ok(filed)
     }
 }

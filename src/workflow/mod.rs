@@ -1,16 +1,27 @@
 //! Use cases: importing regions, locating points and filing reports. Owns the live region
 //! index and swaps it whole when the regions change, so a reader never sees half an update.
 
+pub mod clock;
+pub mod courier;
+pub mod dispatch;
+pub mod group_commit;
 pub mod import;
 pub mod intake;
 pub mod redraw;
+pub mod scheduler;
 
+use crate::domain::case::IllegalTransition;
+use crate::domain::routing::RoutingRule;
 use crate::domain::Problem;
 use crate::spatial::RegionIndex;
+use crate::storage::dispatch::Department;
 use crate::storage::reports::Category;
 use crate::storage::{Db, StorageError};
+use clock::Clock;
+use dispatch::{CaseChange, NoticeConfig};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use tokio::sync::{broadcast, Notify};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
@@ -20,6 +31,12 @@ pub enum WorkflowError {
     /// The thing the request is about does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The case's state does not allow the action; nothing was written.
+    #[error(transparent)]
+    Illegal(IllegalTransition),
+    /// The request conflicts with what exists (e.g. a rule for the same scope).
+    #[error("{0}")]
+    Conflict(String),
     /// An import was refused; nothing was written.
     #[error("{} problem(s) in the import", .0.len())]
     Rejected(Vec<Problem>),
@@ -45,19 +62,92 @@ pub struct Gridwatch {
     index: Arc<RwLock<Arc<RegionIndex>>>,
     categories: Arc<RwLock<Arc<HashMap<String, Category>>>>,
     near_m: f64,
+    pub clock: Clock,
+    dispatch: Arc<DispatchCache>,
+    notice_config: NoticeConfig,
+    changes: broadcast::Sender<CaseChange>,
+    /// woken when notices were written, so the courier delivers them at once
+    notices_waiting: Arc<Notify>,
+    intake: group_commit::GroupCommit,
+    /// turns true when the service shuts down: long-lived streams end on it
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Routing rules and departments, read on every report: swapped whole like the index.
+#[derive(Default)]
+struct DispatchCache {
+    rules: RwLock<Arc<Vec<RoutingRule>>>,
+    departments: RwLock<Arc<HashMap<String, Department>>>,
+}
+
+impl DispatchCache {
+    fn rules(&self) -> Arc<Vec<RoutingRule>> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn departments(&self) -> Arc<HashMap<String, Department>> {
+        self.departments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set(&self, rules: Vec<RoutingRule>, departments: HashMap<String, Department>) {
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        *self.departments.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(departments);
+    }
 }
 
 impl Gridwatch {
     /// Loads the region index and the category catalogue from the database.
     pub async fn open(db: Db, near_m: f64) -> Result<Self> {
         let gw = Gridwatch {
-            db,
+            db: db.clone(),
             index: Arc::new(RwLock::new(Arc::new(RegionIndex::new(Vec::new(), near_m)))),
             categories: Arc::new(RwLock::new(Arc::new(HashMap::new()))),
             near_m,
+            clock: Clock::system(),
+            dispatch: Arc::new(DispatchCache::default()),
+            notice_config: NoticeConfig::default(),
+            changes: broadcast::channel(1024).0,
+            notices_waiting: Arc::new(Notify::new()),
+            intake: group_commit::GroupCommit::start(db.clone()),
+            stop: Arc::new(tokio::sync::watch::channel(false).0),
         };
         gw.reload().await?;
+        gw.reload_dispatch().await?;
         Ok(gw)
+    }
+
+    /// The same service on another clock (tests and demos use a controllable one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The same service sending notices through `config`'s channels.
+    pub fn with_notices(mut self, config: NoticeConfig) -> Self {
+        self.notice_config = config;
+        self
+    }
+
+    pub fn notice_config(&self) -> &NoticeConfig {
+        &self.notice_config
+    }
+
+    /// Tells long-lived work (the console's streams, the scheduler, the courier) to finish.
+    pub fn shut_down(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Turns true at [`Gridwatch::shut_down`].
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Case changes as they happen, for the console's live stream.
+    pub fn subscribe(&self) -> broadcast::Receiver<CaseChange> {
+        self.changes.subscribe()
     }
 
     /// The current index; cheap to call per request (an `Arc` clone).

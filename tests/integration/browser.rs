@@ -2,13 +2,14 @@
 //! tests/browser/map.mjs loads `/`, waits for the map, checks that grids and the heatmap
 //! rendered, clicks a grid, switches language, filters; tests/browser/editor.mjs digitises a
 //! sample sketch, reviews, edits, publishes it, splits a grid into micro-grids and locates a point
-//! in one. Screenshots go to target/screenshots.
+//! in one; tests/browser/dispatch.mjs runs the whistle loop in the dispatcher's console on a
+//! controllable clock. Screenshots go to target/screenshots.
 
 use crate::support::{fresh_db, repo_dir, url_of, Child};
 use std::process::Command;
 
-/// Runs one browser script against a fresh `gridwatch serve --demo`.
-async fn run_script(script: &str) {
+/// Runs one browser script against a fresh `gridwatch serve --demo` with `extra` arguments.
+async fn run_script(script: &str, extra: &[&str]) {
     let tests = repo_dir().join("tests");
     assert!(
         tests.join("node_modules/playwright-core").exists(),
@@ -16,10 +17,9 @@ async fn run_script(script: &str) {
     );
     let (_db, options) = fresh_db().await;
     let url = url_of(&options);
-    let server = Child::serve(
-        &["--listen", "127.0.0.1:0", "--demo"],
-        &[("DATABASE_URL", &url)],
-    );
+    let mut args = vec!["--listen", "127.0.0.1:0", "--demo"];
+    args.extend_from_slice(extra);
+    let server = Child::serve(&args, &[("DATABASE_URL", &url)]);
     let shots = repo_dir().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let base = server.base.clone();
@@ -46,7 +46,7 @@ async fn run_script(script: &str) {
 /// a grid by a drawn line into micro-grids, publish, and `locate` answers with a new micro-grid.
 #[tokio::test]
 async fn editor_page_digitises_a_sample_sketch() {
-    run_script("browser/editor.mjs").await;
+    run_script("browser/editor.mjs", &[]).await;
 }
 
 #[tokio::test]
@@ -57,5 +57,13 @@ async fn map_page_renders_grids_and_heatmap() {
             .exists(),
         "web/node_modules/maplibre-gl is missing: run scripts/setup"
     );
-    run_script("browser/map.mjs").await;
+    run_script("browser/map.mjs", &[]).await;
+}
+
+/// The dispatcher's console: a report arrives without a reload, is accepted and whistled, the
+/// clock passes an hour and a yellow card shows, the departments answer, it is resolved, closed
+/// and rated; figures, CSV, rules, English and a phone-sized screen.
+#[tokio::test]
+async fn dispatch_console_runs_the_whistle_loop() {
+    run_script("browser/dispatch.mjs", &["--controllable-clock"]).await;
 }

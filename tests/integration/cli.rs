@@ -118,3 +118,49 @@ async fn regions_import_command() {
     );
     assert!(stderr.contains("nothing was written"), "{stderr}");
 }
+
+/// `gridwatch bench dispatch` on small sizes: it prints both sides of each comparison, and the
+/// scheduler fired every deadline exactly once.
+#[tokio::test]
+async fn dispatch_benchmark_prints_figures_and_fires_each_deadline_once() {
+    let (_db, options) = fresh_db().await;
+    let url = url_of(&options);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_gridwatch"))
+            .args([
+                "bench",
+                "dispatch",
+                "--reports",
+                "300",
+                "--clients",
+                "4",
+                "--deadlines",
+                "400",
+                "--window-s",
+                "2",
+            ])
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "peer: report only",
+        "report + routing + case + event + notice",
+        "fired 400 of 400; escalation events 400 (each step once: yes); left 0",
+        "peer: a timer task per deadline",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}

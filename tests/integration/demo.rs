@@ -7,11 +7,15 @@ async fn demo_loads_once_and_tiles_its_parents() {
     let app = spawn_app().await;
     let first = gridwatch::demo::load(&app.gw).await.unwrap();
     assert_eq!(first.regions_created, 765);
-    assert_eq!(first.incidents_loaded, 20_000);
+    let incidents = 20_000 + gridwatch::demo::LIVE_INCIDENTS;
+    assert_eq!(first.incidents_loaded, incidents);
     let second = gridwatch::demo::load(&app.gw).await.unwrap();
     assert_eq!(second.regions_created, 0);
     assert_eq!(second.incidents_loaded, 0);
-    assert_eq!(app.scalar_i64("select count(*) from report").await, 20_000);
+    assert_eq!(
+        app.scalar_i64("select count(*) from report").await,
+        incidents as i64
+    );
     assert_eq!(
         app.scalar_i64("select count(*) from region where level = 'grid'")
             .await,
@@ -74,5 +78,61 @@ async fn demo_loads_once_and_tiles_its_parents() {
     assert!(
         top_share > 0.3,
         "oil smoke is not clustered: top 20 grids hold {top_share}"
+    );
+
+    // Dispatch: every report opened a case; the year is handled, the last day and a half is not.
+    assert_eq!(
+        app.scalar_i64("select count(*) from dispatch_case").await,
+        incidents as i64
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from routing_rule").await,
+        gridwatch::demo::DEMO_RULES.len() as i64
+    );
+    let finished = app
+        .scalar_i64(
+            "select count(*) from dispatch_case where state in ('evaluated', 'closed', 'rejected')",
+        )
+        .await;
+    assert!(finished > 19_000, "{finished}");
+    let open = app
+        .scalar_i64("select count(*) from dispatch_case where state in ('reported', 'accepted', 'whistled', 'acknowledged', 'resolved')")
+        .await;
+    assert!(
+        (5..=gridwatch::demo::LIVE_INCIDENTS as i64).contains(&open),
+        "{open}"
+    );
+    // Each case's history starts with its report and its states chain: every event's from_state
+    // is the to_state of the state change before it.
+    let broken = app
+        .scalar_i64(
+            "select count(*) from (
+               select from_state, lag(to_state) over (partition by case_id order by id) as prev
+                 from case_event where from_state is not null or action = 'report') e
+              where e.prev is not null and e.from_state is distinct from e.prev",
+        )
+        .await;
+    assert_eq!(broken, 0, "a history skips a state");
+    let first_not_report = app
+        .scalar_i64(
+            "select count(*) from (select distinct on (case_id) action from case_event
+                                    order by case_id, id) f where action <> 'report'",
+        )
+        .await;
+    assert_eq!(first_not_report, 0);
+    // The scheduler has steps to fire, and the recurring flying-lead reports make a package.
+    let (pending, _) = app.gw.db.pending_steps().await.unwrap();
+    assert!(pending > 0, "no open whistle in the demo");
+    let proposals = app
+        .gw
+        .db
+        .package_proposals(app.gw.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        proposals
+            .iter()
+            .any(|p| p.category == "flying_lead_charging"),
+        "{proposals:?}"
     );
 }

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod crs_reference;
 mod demo;
+mod dispatch;
 mod import;
 mod locate_oracle;
 mod redraw;

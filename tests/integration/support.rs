@@ -135,8 +135,13 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|gw| gw).await
+}
+
+/// A fresh app whose service `adjust` sets up first (a clock, notice channels).
+pub async fn spawn_app_with(adjust: impl FnOnce(Gridwatch) -> Gridwatch) -> TestApp {
     let (db, _) = fresh_db().await;
-    let gw = Gridwatch::open(db, 50.0).await.unwrap();
+    let gw = adjust(Gridwatch::open(db, 50.0).await.unwrap());
     let state = AppState {
         gw: gw.clone(),
         config: Arc::new(HttpConfig {
@@ -152,7 +157,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// The demo regions loaded into a fresh app (no incidents).
 pub async fn demo_app() -> TestApp {
-    let app = spawn_app().await;
+    demo_app_with(|gw| gw).await
+}
+
+/// [`demo_app`] on a service that `adjust` set up.
+pub async fn demo_app_with(adjust: impl FnOnce(Gridwatch) -> Gridwatch) -> TestApp {
+    let app = spawn_app_with(adjust).await;
     app.gw
         .import_regions(
             gridwatch::demo::REGIONS_GEOJSON.as_bytes(),

@@ -1,0 +1,213 @@
+//! Case endpoints of the dispatcher's console: the queue, one case, actions on it, its photos
+//! and notices, and the live stream of changes.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{json_body, query};
+use super::AppState;
+use crate::domain::GridCode;
+use crate::storage::dispatch::{CaseFilter, NoticeRow};
+use crate::workflow::dispatch::{ActionInput, CaseDetail, CaseSummary};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::Json;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;
+/// Largest action body: an answer with its photos, base64-encoded.
+pub const ACTION_BODY_LIMIT: usize = 72 * 1024 * 1024;
+
+pub(super) fn parse_id(what: &str, s: &str) -> ApiResult<i64> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request(format!("{what} id {s:?} is not a number"), Some("id")))
+}
+
+fn comma_list(s: &Option<String>) -> Vec<String> {
+    s.as_deref()
+        .map(|c| {
+            c.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseQuery {
+    state: Option<String>,
+    street: Option<String>,
+    region: Option<String>,
+    category: Option<String>,
+    overdue: Option<bool>,
+    limit: Option<i64>,
+    cursor: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub(super) struct CasePage {
+    cases: Vec<CaseSummary>,
+    next_cursor: Option<i64>,
+    counts: BTreeMap<String, i64>,
+}
+
+pub(super) async fn list(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<CasePage>> {
+    let q: CaseQuery = query(raw)?;
+    let states = comma_list(&q.state);
+    if let Some(bad) = states.iter().find(|st| {
+        !crate::domain::case::CaseState::ALL
+            .iter()
+            .any(|c| c.as_str() == st.as_str())
+    }) {
+        return Err(ApiError::invalid(
+            "state",
+            format!("unknown state {bad:?}: expected reported, accepted, whistled, acknowledged, resolved, closed, evaluated, rejected or merged"),
+        ));
+    }
+    let categories = comma_list(&q.category);
+    let known = s.gw.categories();
+    if let Some(c) = categories.iter().find(|c| !known.contains_key(c.as_str())) {
+        return Err(ApiError::invalid(
+            "category",
+            format!("unknown category {c:?}"),
+        ));
+    }
+    let code = |field: &str, v: &Option<String>| -> ApiResult<Option<String>> {
+        v.as_deref()
+            .map(|r| {
+                GridCode::parse(r)
+                    .map(|c| c.as_str().to_owned())
+                    .map_err(|e| ApiError::invalid(field, e.to_string()))
+            })
+            .transpose()
+    };
+    let street = code("street", &q.street)?;
+    if street.as_ref().is_some_and(|c| c.len() != 9) {
+        return Err(ApiError::invalid("street", "a street code has 9 digits"));
+    }
+    let filter = CaseFilter {
+        states,
+        street,
+        region: code("region", &q.region)?,
+        categories,
+        overdue_only: q.overdue.unwrap_or(false),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let now = s.gw.clock.now();
+    let rows = s.gw.db.cases(now, &filter, q.cursor, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = if more {
+        rows.last().map(|c| c.id)
+    } else {
+        None
+    };
+    let cases = s.gw.summaries(rows).await?;
+    let (by_state, overdue) = s.gw.db.case_counts(now, &filter).await?;
+    let mut counts: BTreeMap<String, i64> = crate::domain::case::CaseState::ALL
+        .iter()
+        .map(|c| (c.as_str().to_owned(), 0))
+        .collect();
+    counts.extend(by_state);
+    counts.insert("overdue".into(), overdue);
+    Ok(Json(CasePage {
+        cases,
+        next_cursor,
+        counts,
+    }))
+}
+
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CaseDetail>> {
+    Ok(Json(s.gw.case_detail(parse_id("case", &id)?).await?))
+}
+
+pub(super) async fn act(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<CaseDetail>> {
+    let id = parse_id("case", &id)?;
+    let input: ActionInput = json_body(body)?;
+    Ok(Json(s.gw.act(id, &input).await?))
+}
+
+pub(super) async fn photo(
+    State(s): State<AppState>,
+    Path((id, n)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let id = parse_id("case", &id)?;
+    let n: i32 = n.parse().map_err(|_| {
+        ApiError::bad_request(format!("photo number {n:?} is not a number"), Some("n"))
+    })?;
+    let (ct, data) =
+        s.gw.db
+            .case_photo(id, n)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("case {id} has no photo {n}")))?;
+    Ok(([(header::CONTENT_TYPE, ct)], data))
+}
+
+pub(super) async fn notices(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<NoticeRow>>> {
+    let id = parse_id("case", &id)?;
+    // An unknown case is a 404, not an empty list.
+    s.gw.db
+        .case(s.gw.clock.now(), id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no case with id {id}")))?;
+    Ok(Json(s.gw.db.case_notices(id).await?))
+}
+
+/// Server-sent events: `event: case` with `{id, state, action}` for every change; a `lagged`
+/// event tells a slow reader it missed some and should reload.
+pub(super) async fn stream(
+    State(s): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = s.gw.subscribe();
+    let stop = s.gw.stopping();
+    let events = futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        if *stop.borrow() {
+            return None;
+        }
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            _ = stop.changed() => return None,
+        };
+        let event = match received {
+            Ok(change) => Event::default()
+                .event("case")
+                .json_data(&change)
+                .unwrap_or_else(|_| Event::default().event("lagged").data("{}")),
+            Err(RecvError::Lagged(n)) => Event::default()
+                .event("lagged")
+                .data(format!("{{\"missed\":{n}}}")),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), (rx, stop)))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
