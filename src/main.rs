@@ -120,10 +120,26 @@ enum Command {
         #[command(subcommand)]
         command: SamplesCommand,
     },
+    /// Open311 API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Embedded database commands.
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create a key for an Open311 client and print it (only its hash is stored).
+    Create {
+        /// who the key is for, e.g. "12345 hotline"
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -393,6 +409,25 @@ async fn main() -> anyhow::Result<()> {
                 loaded.regions_created, loaded.incidents_loaded
             );
             Ok(())
+        }
+        Command::Apikey {
+            command: ApikeyCommand::Create { name, db },
+        } => {
+            let database = Database::open(db.database_url.as_deref(), &db.data_dir).await?;
+            let result = async {
+                let gw = Gridwatch::open(database.db.clone(), 50.0).await?;
+                let key: String = {
+                    use rand::Rng;
+                    let bytes: [u8; 20] = rand::rng().random();
+                    bytes.iter().map(|b| format!("{b:02x}")).collect()
+                };
+                gw.add_api_key(&name, &key).await?;
+                println!("{key}");
+                anyhow::Ok(())
+            }
+            .await;
+            database.close().await;
+            result
         }
         Command::Bench {
             what,

@@ -6,6 +6,7 @@ mod dispatch;
 pub mod error;
 pub mod extract;
 mod geometry;
+mod open311;
 mod regions;
 mod reports;
 mod sketches;
@@ -128,6 +129,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/open311/v2/{*path}", axum::routing::any(open311::handle))
         .nest("/api/v1", api)
         .nest_service(
             "/vendor/maplibre-gl",

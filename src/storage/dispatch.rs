@@ -1438,11 +1438,11 @@ async fn file_reports(
                            $16::text[], $17::int8[], $18::float8[],
                            $19::text[], $20::text[], $21::text[], $22::jsonb[], $23::int8[],
                            $24::text[], $25::text[], $26::timestamptz[], $27::text[],
-                           $28::text[], $29::text[], $30::bool[])
+                           $28::text[], $29::text[], $30::bool[], $31::jsonb[])
                     with ordinality
                     as u(cat, lon, lat, ilon, ilat, icrs, descr, src, rep_at, status, d, s, c, g, m,
                          rc, rv, dist, pb, kind, lead, co, rule, why, why_zh, opened, actor,
-                         channel, target, notify, ord)
+                         channel, target, notify, o311, ord)
          ), reports as (
              insert into report (id, category, geom, input_lon, input_lat, input_crs, description,
                                  source, reported_at, locate_status, district_code, street_code,
@@ -1483,6 +1483,14 @@ async fn file_reports(
                join region gr on gr.code = t.g
               where t.notify
              on conflict (id) do nothing
+         ), open311 as (
+             insert into open311_request (report_id, token, api_client_id, jurisdiction_id,
+                                          attributes, reporter, address_string, media_url)
+             select rid, o311->>'token', (o311->>'api_client_id')::int8, o311->>'jurisdiction_id',
+                    coalesce(o311->'attributes', '{}'), coalesce(o311->'reporter', '{}'),
+                    o311->>'address_string', o311->>'media_url'
+               from t
+              where o311 is not null
          )
          select rid, cid from t order by ord",
     )
@@ -1516,6 +1524,12 @@ async fn file_reports(
     .bind(routes.iter().map(|r| r.channel).collect::<Vec<_>>())
     .bind(routes.iter().map(|r| r.target.clone()).collect::<Vec<_>>())
     .bind(items.iter().map(|(_, c)| c.notify_staff).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|(r, _)| r.open311.as_ref().map(|o| json!(o)))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(db("filing reports and opening their cases"))?;

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod dispatch;
+pub mod open311;
 pub mod redraw;
 pub mod regions;
 pub mod reports;

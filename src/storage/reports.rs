@@ -40,6 +40,8 @@ pub struct NewReport {
     pub region_code: Option<String>,
     pub region_version_id: Option<i64>,
     pub distance_m: Option<f64>,
+    /// set when the report came through Open311
+    pub open311: Option<Box<super::open311::Open311Extra>>,
 }
 
 /// A stored report as the API lists it.

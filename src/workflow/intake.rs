@@ -6,6 +6,7 @@ use super::{Gridwatch, Result, WorkflowError};
 use crate::domain::{CategoryCode, Crs, Level, ReportSource, Wgs84Point};
 use crate::spatial::index::{Assignment, PartyBranchInfo};
 use crate::spatial::{LocateStatus, RegionIndex};
+use crate::storage::open311::Open311Extra;
 use crate::storage::reports::NewReport;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -187,6 +188,7 @@ impl Gridwatch {
             region_code: deepest.map(|r| r.code.clone()),
             region_version_id: deepest.map(|r| r.version_id),
             distance_m: a.distance_m,
+            open311: None,
         };
         Ok((row, Located::new(&index, p, &a)))
     }
@@ -194,7 +196,16 @@ impl Gridwatch {
     /// Files one report: writes it and opens its case, routed by the current rules, in one
     /// transaction.
     pub async fn file_report(&self, input: &ReportInput) -> Result<Filed> {
-        let mut filed = self.file_reports(std::slice::from_ref(input)).await?;
+        self.file_report_with(input, None).await
+    }
+
+    /// [`Gridwatch::file_report`] for a request that came through Open311, with what it carries.
+    pub async fn file_report_with(
+        &self,
+        input: &ReportInput,
+        open311: Option<Open311Extra>,
+    ) -> Result<Filed> {
+        let mut filed = self.file_many(vec![(input, open311)]).await?;
         filed
             .pop()
             .ok_or_else(|| WorkflowError::invalid("report", "the database returned no id"))
@@ -202,11 +213,20 @@ impl Gridwatch {
 
     /// Files reports together (one transaction, one commit): all are written or none.
     pub async fn file_reports(&self, inputs: &[ReportInput]) -> Result<Vec<Filed>> {
+        self.file_many(inputs.iter().map(|i| (i, None)).collect())
+            .await
+    }
+
+    async fn file_many(
+        &self,
+        inputs: Vec<(&ReportInput, Option<Open311Extra>)>,
+    ) -> Result<Vec<Filed>> {
         let now = self.clock.now();
         let mut items = Vec::with_capacity(inputs.len());
         let mut views = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let (row, located) = self.prepare_report(input, now)?;
+        for (input, open311) in inputs {
+            let (mut row, located) = self.prepare_report(input, now)?;
+            row.open311 = open311.map(Box::new);
             let routed = self.route(&row.category, &located);
             let case = self.new_case(&routed, &located, row.source, now);
             items.push((row.clone(), case));

@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod group_commit;
 pub mod import;
 pub mod intake;
+pub mod open311;
 pub mod redraw;
 pub mod scheduler;
 

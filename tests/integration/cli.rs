@@ -164,3 +164,39 @@ async fn dispatch_benchmark_prints_figures_and_fires_each_deadline_once() {
         );
     }
 }
+
+/// `gridwatch apikey create` prints a new key once and stores only its hash, which then opens
+/// Open311 filing.
+#[tokio::test]
+async fn apikey_create_prints_a_key_and_stores_its_hash() {
+    let (db, options) = fresh_db().await;
+    let url = url_of(&options);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_gridwatch"))
+            .args(["apikey", "create", "12345 hotline"])
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        key.len() == 40 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key:?}"
+    );
+    let stored: Vec<(String, String)> = sqlx::query_as("select name, key_sha256 from api_client")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0, "12345 hotline");
+    assert_eq!(stored[0].1, gridwatch::workflow::open311::sha256_hex(&key));
+    assert!(!stored[0].1.contains(&key));
+}

@@ -11,6 +11,7 @@ mod demo;
 mod dispatch;
 mod import;
 mod locate_oracle;
+mod open311;
 mod redraw;
 mod sketches;
 mod support;
