@@ -738,6 +738,10 @@ function detailSignature(d) {
 }
 
 function applyDetail(detail, { force = false } = {}) {
+  // A slow fetch that started before the last action must not bring its older state back: the
+  // history only grows, so a detail with fewer events is stale.
+  const shown = state.detail;
+  if (shown && shown.id === detail.id && (detail.events?.length ?? 0) < (shown.events?.length ?? 0)) return;
   state.detail = detail;
   const sig = detailSignature(detail);
   // Keep the queue row in step with what the detail says.
@@ -1326,6 +1330,7 @@ async function act(action, extra = {}) {
   renderDetail();
   try {
     const detail = await api(`cases/${id}/actions`, { method: 'POST', body: { action, ...extra } });
+    state.detailSeq += 1; // detail fetches still in flight predate this action
     const draft = draftOf(id);
     if (action === 'resolve') { draft.answer = ''; draft.photo = null; }
     if (action === 'whistle') { draft.whistleDepts = []; draft.whistleOpen = false; }

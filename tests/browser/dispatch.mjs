@@ -168,11 +168,15 @@ async function main() {
         && map.queryRenderedFeatures({ layers: ['case-point'] }).some((f) => f.properties.id === caseId));
     }, id, { timeout: STEP_TIMEOUT_MS }).then(() => true).catch(() => false);
     expect(mapShown, 'the case map does not show the case point');
-    const gridOnMap = await page.evaluate(() => {
+    // The grid's outline arrives after the point (its community's grids are fetched first).
+    const gridCode = created.body.grid?.code ?? null;
+    const gridOnMap = await page.waitForFunction((code) => {
       const map = window.gridwatchDispatch.caseMap;
-      return map.querySourceFeatures('case-grid').map((f) => f.properties.code)[0] ?? null;
-    });
-    expect(!created.body.grid || gridOnMap === created.body.grid.code, `the map outlines grid ${gridOnMap}, the case is in ${created.body.grid?.code}`);
+      const shown = map.querySourceFeatures('case-grid').map((f) => f.properties.code)[0] ?? null;
+      return (code === null || shown === code) ? (shown ?? 'none') : false;
+    }, gridCode, { timeout: STEP_TIMEOUT_MS }).then((h) => h.jsonValue()).catch(async () => page.evaluate(() =>
+      window.gridwatchDispatch.caseMap.querySourceFeatures('case-grid').map((f) => f.properties.code)[0] ?? null));
+    expect(!gridCode || gridOnMap === gridCode, `the map outlines grid ${gridOnMap}, the case is in ${gridCode}`);
     await page.locator('#triage-difficulty').selectOption('complex');
     if (created.body.routing?.lead?.kind !== 'department') {
       // The proposal leaves it to the community: name a department so there is someone to whistle.
@@ -216,6 +220,9 @@ async function main() {
       const cards = await page.evaluate(() => [...document.querySelectorAll('#whistle-list .whistle-row')].map((w) => w.dataset.card));
       fail(`no yellow card within ${LIVE_TIMEOUT_MS / 1000} s of the advance (whistle cards: ${cards.join(', ')})`);
     }
+    // The queue row and the header are redrawn from their own fetches: give them the same time.
+    await page.waitForFunction((sel) => document.querySelector('#detail-header [data-card="yellow"]')
+      && document.querySelector(sel)?.dataset.card === 'yellow', row, { timeout: LIVE_TIMEOUT_MS }).catch(() => {});
     const carded = await page.evaluate((sel) => ({
       noReload: window.__dispatchTestNoReload === true,
       header: document.querySelector('#detail-header [data-card="yellow"]')?.textContent.trim(),
