@@ -5,7 +5,7 @@ use super::extract::{json_body, query};
 use super::AppState;
 use crate::domain::GridCode;
 use crate::storage::reports::{Category, ReportFilter, ReportRow};
-use crate::workflow::intake::{Filed, ReportInput};
+use crate::workflow::intake::ReportInput;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -37,13 +37,38 @@ pub(super) async fn categories(State(s): State<AppState>) -> ApiResult<Json<Vec<
     ))
 }
 
+/// `POST /reports`; with an `Idempotency-Key` header a retried submission returns the report
+/// filed the first time (200, `Idempotent-Replayed: true`) instead of filing it again.
 pub(super) async fn create(
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Filed>)> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let input: ReportInput = json_body(body)?;
-    let filed = s.gw.file_report(&input).await?;
-    Ok((StatusCode::CREATED, Json(filed)))
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))
+        })
+        .transpose()?;
+    let Some(key) = key else {
+        let filed = s.gw.file_report(&input).await?;
+        return Ok((StatusCode::CREATED, Json(filed)).into_response());
+    };
+    let (filed, replayed) = s.gw.file_report_once(&input, &key).await?;
+    if replayed {
+        Ok((
+            StatusCode::OK,
+            [("idempotent-replayed", "true")],
+            Json(filed),
+        )
+            .into_response())
+    } else {
+        Ok((StatusCode::CREATED, Json(filed)).into_response())
+    }
 }
 
 pub(super) async fn get_one(

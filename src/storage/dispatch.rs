@@ -671,6 +671,20 @@ impl Db {
             .map_err(db("loading a case"))
     }
 
+    /// The case a report opened.
+    pub async fn case_of_report(
+        &self,
+        now: DateTime<Utc>,
+        report_id: i64,
+    ) -> Result<Option<CaseRow>> {
+        sqlx::query_as(&format!("{CASE_SELECT} where c.report_id = $2"))
+            .bind(now)
+            .bind(report_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("loading a report's case"))
+    }
+
     /// The whistles of the cases, oldest first, with each one's next pending step.
     pub async fn whistles(&self, case_ids: &[i64]) -> Result<Vec<WhistleRow>> {
         whistles(
@@ -1438,11 +1452,12 @@ async fn file_reports(
                            $16::text[], $17::int8[], $18::float8[],
                            $19::text[], $20::text[], $21::text[], $22::jsonb[], $23::int8[],
                            $24::text[], $25::text[], $26::timestamptz[], $27::text[],
-                           $28::text[], $29::text[], $30::bool[], $31::jsonb[])
+                           $28::text[], $29::text[], $30::bool[], $31::jsonb[], $32::text[],
+                           $33::text[])
                     with ordinality
                     as u(cat, lon, lat, ilon, ilat, icrs, descr, src, rep_at, status, d, s, c, g, m,
                          rc, rv, dist, pb, kind, lead, co, rule, why, why_zh, opened, actor,
-                         channel, target, notify, o311, ord)
+                         channel, target, notify, o311, idem_key, idem_sha, ord)
          ), reports as (
              insert into report (id, category, geom, input_lon, input_lat, input_crs, description,
                                  source, reported_at, locate_status, district_code, street_code,
@@ -1491,6 +1506,9 @@ async fn file_reports(
                     o311->>'address_string', o311->>'media_url'
                from t
               where o311 is not null
+         ), idempotency as (
+             insert into report_idempotency (key, report_id, request_sha256)
+             select idem_key, rid, idem_sha from t where idem_key is not null
          )
          select rid, cid from t order by ord",
     )
@@ -1528,6 +1546,18 @@ async fn file_reports(
         items
             .iter()
             .map(|(r, _)| r.open311.as_ref().map(|o| json!(o)))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(r, _)| r.idempotency.as_ref().map(|(k, _)| k.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(r, _)| r.idempotency.as_ref().map(|(_, h)| h.clone()))
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *conn)

@@ -42,6 +42,8 @@ pub struct NewReport {
     pub distance_m: Option<f64>,
     /// set when the report came through Open311
     pub open311: Option<Box<super::open311::Open311Extra>>,
+    /// the client's Idempotency-Key and the SHA-256 of its submission
+    pub idempotency: Option<(String, String)>,
 }
 
 /// A stored report as the API lists it.
@@ -168,6 +170,15 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .map_err(db("listing heat points"))
+    }
+
+    /// The report filed under an Idempotency-Key, and the hash of the submission it came with.
+    pub async fn idempotent_report(&self, key: &str) -> Result<Option<(i64, String)>> {
+        sqlx::query_as("select report_id, request_sha256 from report_idempotency where key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("looking up an idempotency key"))
     }
 
     pub async fn report_count(&self) -> Result<i64> {

@@ -189,6 +189,7 @@ impl Gridwatch {
             region_version_id: deepest.map(|r| r.version_id),
             distance_m: a.distance_m,
             open311: None,
+            idempotency: None,
         };
         Ok((row, Located::new(&index, p, &a)))
     }
@@ -211,6 +212,107 @@ impl Gridwatch {
             .ok_or_else(|| WorkflowError::invalid("report", "the database returned no id"))
     }
 
+    /// [`Gridwatch::file_report`] under a client's Idempotency-Key: the first submission files
+    /// the report; a retry with the same key and the same body gets that report back (`true`:
+    /// replayed) and files nothing; the same key with another body is refused.
+    pub async fn file_report_once(&self, input: &ReportInput, key: &str) -> Result<(Filed, bool)> {
+        let ok = !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(WorkflowError::invalid(
+                "Idempotency-Key",
+                "must be 1 to 128 printable ASCII characters (a UUID is a good choice)",
+            ));
+        }
+        let digest = super::open311::sha256_hex(&format!("{input:?}"));
+        if let Some(filed) = self.replay(key, &digest).await? {
+            return Ok((filed, true));
+        }
+        let (mut row, located) = self.prepare_report(input, self.clock.now())?;
+        row.idempotency = Some((key.to_owned(), digest.clone()));
+        match self.file_rows(vec![(row, located)]).await {
+            Ok(mut filed) => filed
+                .pop()
+                .map(|f| (f, false))
+                .ok_or_else(|| WorkflowError::invalid("report", "the database returned no id")),
+            // A concurrent retry filed it first: answer with that one.
+            Err(WorkflowError::Storage(e)) if e.is_unique_violation("report_idempotency_pkey") => {
+                self.replay(key, &digest)
+                    .await?
+                    .map(|f| (f, true))
+                    .ok_or_else(|| {
+                        WorkflowError::Conflict("the Idempotency-Key is in use; retry".into())
+                    })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The report filed under `key`, as it was answered then (its assignment as stored).
+    async fn replay(&self, key: &str, digest: &str) -> Result<Option<Filed>> {
+        let Some((id, stored)) = self.db.idempotent_report(key).await? else {
+            return Ok(None);
+        };
+        if stored != digest {
+            return Err(WorkflowError::invalid(
+                "Idempotency-Key",
+                format!("was used for a different report (#{id}); use a new key for a new report"),
+            ));
+        }
+        let report = self
+            .db
+            .report(id)
+            .await?
+            .ok_or_else(|| WorkflowError::NotFound(format!("no report with id {id}")))?;
+        let case = self
+            .db
+            .case_of_report(self.clock.now(), id)
+            .await?
+            .ok_or_else(|| WorkflowError::NotFound(format!("no case for report {id}")))?;
+        let case_id = case.id;
+        let index = self.index();
+        let link = |code: &Option<String>| {
+            code.as_ref().map(|c| Link {
+                name: index.get(c).map_or_else(|| c.clone(), |r| r.name.clone()),
+                code: c.clone(),
+            })
+        };
+        let assignment = Located {
+            status: match report.locate_status.as_str() {
+                "inside" => LocateStatus::Inside,
+                "near" => LocateStatus::Near,
+                _ => LocateStatus::Outside,
+            },
+            lon: report.lon,
+            lat: report.lat,
+            district: link(&report.district_code),
+            street: link(&report.street_code),
+            community: link(&report.community_code),
+            grid: link(&report.grid_code),
+            micro_grid: link(&report.micro_grid_code),
+            party_branch: case.party_branch_code.as_ref().and_then(|c| {
+                index
+                    .get(c)
+                    .and_then(|r| r.party_branch.as_ref())
+                    .map(|b| (**b).clone())
+            }),
+            distance_m: report.distance_m.map(|d| (d * 10.0).round() / 10.0),
+        };
+        let routing = self
+            .summaries(vec![case])
+            .await?
+            .pop()
+            .map(|c| c.routing)
+            .ok_or_else(|| WorkflowError::NotFound(format!("no case for report {id}")))?;
+        Ok(Some(Filed {
+            id,
+            category: report.category,
+            reported_at: report.reported_at,
+            assignment,
+            case_id,
+            routing,
+        }))
+    }
+
     /// Files reports together (one transaction, one commit): all are written or none.
     pub async fn file_reports(&self, inputs: &[ReportInput]) -> Result<Vec<Filed>> {
         self.file_many(inputs.iter().map(|i| (i, None)).collect())
@@ -222,11 +324,21 @@ impl Gridwatch {
         inputs: Vec<(&ReportInput, Option<Open311Extra>)>,
     ) -> Result<Vec<Filed>> {
         let now = self.clock.now();
-        let mut items = Vec::with_capacity(inputs.len());
-        let mut views = Vec::with_capacity(inputs.len());
+        let mut rows = Vec::with_capacity(inputs.len());
         for (input, open311) in inputs {
             let (mut row, located) = self.prepare_report(input, now)?;
             row.open311 = open311.map(Box::new);
+            rows.push((row, located));
+        }
+        self.file_rows(rows).await
+    }
+
+    /// Routes prepared reports, opens their cases and writes them (group commit).
+    async fn file_rows(&self, rows: Vec<(NewReport, Located)>) -> Result<Vec<Filed>> {
+        let now = self.clock.now();
+        let mut items = Vec::with_capacity(rows.len());
+        let mut views = Vec::with_capacity(rows.len());
+        for (row, located) in rows {
             let routed = self.route(&row.category, &located);
             let case = self.new_case(&routed, &located, row.source, now);
             items.push((row.clone(), case));

@@ -466,3 +466,71 @@ async fn serves_on_a_bound_port() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["id"].as_i64().unwrap() > 0);
 }
+
+/// POSTs a report with an Idempotency-Key header; the status, the replay header and the body.
+async fn file_once(app: &TestApp, key: &str, body: &Value) -> (StatusCode, bool, Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/reports")
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(axum::body::Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let replayed = resp.headers().get("idempotent-replayed").is_some();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, replayed, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// A retried submission with the same Idempotency-Key never files a second report, even when the
+/// retries race each other; the same key with another body is refused.
+#[tokio::test]
+async fn an_idempotency_key_files_a_report_once() {
+    let app = demo_app().await;
+    let body = json!({"category": "road_hazard", "lon": IN_GRID.0, "lat": IN_GRID.1, "source": "rider",
+                      "description": "井盖缺失"});
+    let (status, replayed, first) = file_once(&app, "k-0001", &body).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false), "{first}");
+    let (status, replayed, again) = file_once(&app, "k-0001", &body).await;
+    assert_eq!((status, replayed), (StatusCode::OK, true), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["case_id"], first["case_id"]);
+    assert_eq!(again["assignment"], first["assignment"]);
+    assert_eq!(again["routing"], first["routing"]);
+    assert_eq!(app.scalar_i64("select count(*) from report").await, 1);
+
+    let other =
+        json!({"category": "road_hazard", "lon": IN_GRID.0, "lat": IN_GRID.1, "source": "rider"});
+    let (status, _, err) = file_once(&app, "k-0001", &other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "Idempotency-Key");
+    let (status, _, err) = file_once(&app, "", &body).await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key"))
+    );
+
+    // Eight retries at once: one report, every answer names it.
+    let tries = (0..8).map(|_| file_once(&app, "k-0002", &body));
+    let answers = futures_util::future::join_all(tries).await;
+    let ids: std::collections::BTreeSet<i64> = answers
+        .iter()
+        .map(|(_, _, v)| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|(s, _, _)| *s == StatusCode::CREATED)
+            .count(),
+        1
+    );
+    assert_eq!(app.scalar_i64("select count(*) from report").await, 2);
+    assert_eq!(
+        app.scalar_i64("select count(*) from dispatch_case").await,
+        2
+    );
+}
