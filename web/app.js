@@ -15,7 +15,7 @@
  * (with the banner shown) when an API call failed.
  */
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
-import { t, HTML_LANG, initialLanguage, formatNumber, nextLevelWord } from './i18n.js';
+import { t, applyStaticText, rememberLanguage, initialLanguage, formatNumber, nextLevelWord } from './i18n.js';
 
 // Relative to the page, so the UI keeps working if the binary ever serves it under a path prefix.
 const API = 'api/v1';
@@ -581,17 +581,7 @@ function categoryName(code) {
 }
 
 function renderStaticText() {
-  document.documentElement.lang = HTML_LANG[state.lang];
-  document.title = t(state.lang, 'page_title');
-  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(state.lang, node.dataset.i18n);
-  for (const node of document.querySelectorAll('[data-i18n-label]')) {
-    const label = t(state.lang, node.dataset.i18nLabel);
-    node.setAttribute('aria-label', label);
-    node.title = label;
-  }
-  for (const node of document.querySelectorAll('#lang-toggle [data-lang]')) {
-    node.classList.toggle('active', node.dataset.lang === state.lang);
-  }
+  applyStaticText(state.lang, (key) => t(state.lang, key), 'page_title');
 }
 
 function renderCategories() {
@@ -873,17 +863,7 @@ function setFiltersCollapsed(collapsed) {
 
 function setLanguage(lang) {
   state.lang = lang;
-  try {
-    window.localStorage.setItem(LANG_STORAGE_KEY, lang);
-  } catch {
-    // Not remembering the choice is harmless.
-  }
-  // Drop a stale ?lang= so a reload shows the language just chosen.
-  const url = new URL(window.location.href);
-  if (url.searchParams.has('lang')) {
-    url.searchParams.delete('lang');
-    window.history.replaceState(null, '', url);
-  }
+  rememberLanguage(LANG_STORAGE_KEY, lang);
   renderAll();
 }
 

@@ -22,6 +22,7 @@
  */
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { t, has, HTML_LANG, initialLanguage, formatNumber } from './dispatch-i18n.js';
+import { applyStaticText, rememberLanguage } from './i18n.js';
 
 // Relative to the page, so the console keeps working if the binary ever serves it under a prefix.
 const API = 'api/v1';
@@ -405,32 +406,12 @@ function phoneLink(phone) {
 // Static text and language
 
 function renderStaticText() {
-  document.documentElement.lang = HTML_LANG[state.lang];
-  document.title = tr('page_title');
-  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = tr(node.dataset.i18n);
-  for (const node of document.querySelectorAll('[data-i18n-label]')) {
-    const label = tr(node.dataset.i18nLabel);
-    node.setAttribute('aria-label', label);
-    node.title = label;
-  }
-  for (const node of document.querySelectorAll('[data-i18n-placeholder]')) node.placeholder = tr(node.dataset.i18nPlaceholder);
-  for (const node of document.querySelectorAll('#lang-toggle [data-lang]')) {
-    node.classList.toggle('active', node.dataset.lang === state.lang);
-  }
+  applyStaticText(state.lang, tr, 'page_title');
 }
 
 function setLanguage(lang) {
   state.lang = lang;
-  try {
-    window.localStorage.setItem(LANG_STORAGE_KEY, lang);
-  } catch {
-    // Not remembering the choice is harmless.
-  }
-  const url = new URL(window.location.href);
-  if (url.searchParams.has('lang')) {
-    url.searchParams.delete('lang');
-    window.history.replaceState(null, '', url);
-  }
+  rememberLanguage(LANG_STORAGE_KEY, lang);
   renderAll();
 }
 

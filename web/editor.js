@@ -18,7 +18,7 @@ import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 // "terra-draw" is mapped by the import map in editor.html (the adapter imports it by that name).
 import { TerraDraw, TerraDrawLineStringMode, TerraDrawRenderMode, TerraDrawSelectMode } from 'terra-draw';
 import { TerraDrawMapLibreGLAdapter } from './vendor/terra-draw-maplibre-gl-adapter/terra-draw-maplibre-gl-adapter.module.js';
-import { t, HTML_LANG, initialLanguage, formatNumber } from './i18n.js';
+import { t, HTML_LANG, applyStaticText, rememberLanguage, initialLanguage, formatNumber } from './i18n.js';
 
 const API = 'api/v1';
 const LANG_STORAGE_KEY = 'gridwatch.lang';
@@ -1640,16 +1640,7 @@ function el(tag, props = {}, ...children) {
 }
 
 function renderStaticText() {
-  document.documentElement.lang = HTML_LANG[state.lang];
-  document.title = tr('ed_page_title');
-  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = tr(node.dataset.i18n);
-  for (const node of document.querySelectorAll('[data-i18n-label]')) {
-    const label = tr(node.dataset.i18nLabel);
-    node.setAttribute('aria-label', label);
-    node.title = label;
-  }
-  for (const node of document.querySelectorAll('[data-i18n-placeholder]')) node.placeholder = tr(node.dataset.i18nPlaceholder);
-  for (const node of document.querySelectorAll('#lang-toggle [data-lang]')) node.classList.toggle('active', node.dataset.lang === state.lang);
+  applyStaticText(state.lang, tr, 'ed_page_title');
   const file = $('upload-file').files[0];
   $('upload-file-name').textContent = file ? file.name : tr('ed_no_file');
 }
@@ -1761,12 +1752,7 @@ function renderAll() {
 
 function setLanguage(lang) {
   state.lang = lang;
-  try { window.localStorage.setItem(LANG_STORAGE_KEY, lang); } catch { /* harmless */ }
-  const url = new URL(window.location.href);
-  if (url.searchParams.has('lang')) {
-    url.searchParams.delete('lang');
-    window.history.replaceState(null, '', url);
-  }
+  rememberLanguage(LANG_STORAGE_KEY, lang);
   renderAll();
   $('vectorise-button').textContent = tr('ed_vectorise');
 }

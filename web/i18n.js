@@ -480,3 +480,35 @@ export function initialLanguage(storageKey) {
   }
   return DEFAULT_LANGUAGE;
 }
+
+/**
+ * Writes a page's static text in `lang`: `<html lang>`, the title (`titleKey`), `[data-i18n]`
+ * text, `[data-i18n-label]` (aria-label and tooltip), `[data-i18n-placeholder]`, and which half
+ * of the 中/EN toggle is active. `translate(key)` is the page's own table.
+ */
+export function applyStaticText(lang, translate, titleKey) {
+  document.documentElement.lang = HTML_LANG[lang];
+  document.title = translate(titleKey);
+  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = translate(node.dataset.i18n);
+  for (const node of document.querySelectorAll('[data-i18n-label]')) {
+    const label = translate(node.dataset.i18nLabel);
+    node.setAttribute('aria-label', label);
+    node.title = label;
+  }
+  for (const node of document.querySelectorAll('[data-i18n-placeholder]')) node.placeholder = translate(node.dataset.i18nPlaceholder);
+  for (const node of document.querySelectorAll('#lang-toggle [data-lang]')) node.classList.toggle('active', node.dataset.lang === lang);
+}
+
+/** Remembers the chosen language, and drops a stale `?lang=` so a reload shows it. */
+export function rememberLanguage(storageKey, lang) {
+  try {
+    window.localStorage.setItem(storageKey, lang);
+  } catch {
+    // Not remembering the choice is harmless.
+  }
+  const url = new URL(window.location.href);
+  if (url.searchParams.has('lang')) {
+    url.searchParams.delete('lang');
+    window.history.replaceState(null, '', url);
+  }
+}
