@@ -15,6 +15,7 @@
  * (with the banner shown) when an API call failed.
  */
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
+import { basemapFont } from './basemap.js';
 import { t, applyStaticText, rememberLanguage, initialLanguage, formatNumber, nextLevelWord } from './i18n.js';
 
 // Relative to the page, so the UI keeps working if the binary ever serves it under a path prefix.
@@ -295,21 +296,6 @@ function categoryColourExpression() {
   for (const [code, { colour }] of state.categoryIndex) expr.push(code, colour);
   expr.push('#555555');
   return expr;
-}
-
-/**
- * With a basemap that has a glyphs server, our labels use the basemap's own font stack: a stack the
- * server does not know would be asked for (and fail) before MapLibre falls back to local fonts.
- * Chinese characters are drawn locally either way.
- */
-function basemapFont(map) {
-  const style = map.getStyle();
-  if (!style.glyphs) return null;
-  for (const layer of style.layers) {
-    const font = layer.layout?.['text-font'];
-    if (Array.isArray(font) && font.length && font.every((name) => typeof name === 'string')) return font;
-  }
-  return null;
 }
 
 /** Our sources and layers, added on top of whichever base style is in use. */

@@ -23,6 +23,7 @@
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { t, has, HTML_LANG, initialLanguage, formatNumber } from './dispatch-i18n.js';
 import { applyStaticText, rememberLanguage } from './i18n.js';
+import { basemapFont } from './basemap.js';
 
 // Relative to the page, so the console keeps working if the binary ever serves it under a prefix.
 const API = 'api/v1';
@@ -1372,15 +1373,6 @@ function createMap(container, options) {
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
-function basemapFont(map) {
-  const style = map.getStyle();
-  if (!style.glyphs) return null;
-  for (const layer of style.layers) {
-    const font = layer.layout?.['text-font'];
-    if (Array.isArray(font) && font.length && font.every((x) => typeof x === 'string')) return font;
-  }
-  return null;
-}
 
 function ensureCaseMap(center) {
   if (state.caseMap) return state.caseMapLoaded;

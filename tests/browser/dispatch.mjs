@@ -15,7 +15,6 @@
 // must work without internet. Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
 import { createChecks, launchChromium, parseArgs } from './harness.mjs';
 
-const READY_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 20_000;
 // Shorter than the console's 15 s poll: what shows up within it came by the event stream.
 const LIVE_TIMEOUT_MS = 10_000;
@@ -25,7 +24,7 @@ const STATS_COLUMNS = ['code', 'name', 'cases', 'closed', 'closure_rate', 'whist
   'mean_ack_minutes', 'mean_resolve_hours', 'rated', 'satisfied', 'satisfaction_rate', 'overdue'];
 
 const { baseUrl, origin, shot } = await parseArgs('dispatch.mjs');
-const { check, pass, fail, expect, watch, done, report } = createChecks(origin);
+const { check, pass, fail, expect, watch, done, report, openReady } = createChecks(origin);
 
 /** The API from Node, as a resident's phone or the test rig would call it. */
 async function api(path, { method = 'GET', body } = {}) {
@@ -40,21 +39,6 @@ async function api(path, { method = 'GET', body } = {}) {
   return { status: response.status, body: json, text };
 }
 
-async function openReady(page, url) {
-  await page.goto(url, { waitUntil: 'domcontentloaded', timeout: READY_TIMEOUT_MS });
-  try {
-    await page.waitForFunction(() => ['ready', 'error'].includes(document.body?.dataset.state),
-      null, { timeout: READY_TIMEOUT_MS });
-  } catch {
-    fail(`page did not reach data-state=ready within ${READY_TIMEOUT_MS / 1000} s ` +
-      `(state: ${await page.evaluate(() => document.body?.dataset.state)})`);
-  }
-  const stateNow = await page.evaluate(() => document.body.dataset.state);
-  if (stateNow === 'error') {
-    const banner = await page.locator('#error-text').innerText().catch(() => '(no banner text)');
-    fail(`page reports an error: ${banner.trim()}`);
-  }
-}
 
 /** Waits for a selector, failing the check with `what` rather than a bare timeout. */
 async function waitFor(page, selector, what, timeout = STEP_TIMEOUT_MS) {

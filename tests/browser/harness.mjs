@@ -63,6 +63,20 @@ export function createChecks(origin) {
         if (new URL(url).origin !== origin) problems.push(`[${label}] request to another host: ${url}`);
       });
     },
+    /** Opens `url` and waits for the page's `data-state` to be ready; an error state fails the check. */
+    async openReady(page, url, timeout = 60_000) {
+      await page.goto(url, { waitUntil: 'domcontentloaded', timeout });
+      try {
+        await page.waitForFunction(() => ['ready', 'error'].includes(document.body?.dataset.state), null, { timeout });
+      } catch {
+        fail(`page did not reach data-state=ready within ${timeout / 1000} s ` +
+          `(state: ${await page.evaluate(() => document.body?.dataset.state)})`);
+      }
+      if (await page.evaluate(() => document.body.dataset.state) === 'error') {
+        const banner = await page.locator('#error-text').innerText().catch(() => '(no banner text)');
+        fail(`page reports an error: ${banner.trim()}`);
+      }
+    },
     done() {
       console.log(`${passed} passed, 0 failed`);
     },

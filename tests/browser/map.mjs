@@ -9,29 +9,13 @@
 // must work without internet. Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
 import { createChecks, launchChromium, parseArgs } from './harness.mjs';
 
-const READY_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 20_000;
 const URBAN_CORE = { center: [106.84, 39.672], zoom: 14 }; // Haibowan city centre
 const PHONE = { width: 390, height: 844 };
 
 const { baseUrl, origin, shot } = await parseArgs('map.mjs');
-const { check, pass, fail, expect, watch, done, report } = createChecks(origin);
+const { check, pass, fail, expect, watch, done, report, openReady } = createChecks(origin);
 
-async function openReady(page, url) {
-  await page.goto(url, { waitUntil: 'domcontentloaded', timeout: READY_TIMEOUT_MS });
-  try {
-    await page.waitForFunction(() => ['ready', 'error'].includes(document.body?.dataset.state),
-      null, { timeout: READY_TIMEOUT_MS });
-  } catch {
-    fail(`page did not reach data-state=ready within ${READY_TIMEOUT_MS / 1000} s ` +
-      `(state: ${await page.evaluate(() => document.body?.dataset.state)})`);
-  }
-  const stateNow = await page.evaluate(() => document.body.dataset.state);
-  if (stateNow === 'error') {
-    const banner = await page.locator('#error-text').innerText().catch(() => '(no banner text)');
-    fail(`page reports an error: ${banner.trim()}`);
-  }
-}
 
 /** Move the camera inside the page and resolve when the map has finished drawing. */
 async function jumpAndSettle(page, camera) {
