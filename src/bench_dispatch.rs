@@ -119,6 +119,7 @@ fn inputs(gw: &Gridwatch, n: usize, seed: u64) -> Vec<ReportInput> {
             description: Some("基准测试".into()),
             source: "resident".into(),
             reported_at: None,
+            ..Default::default()
         })
         .collect()
 }

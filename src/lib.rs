@@ -9,6 +9,7 @@ pub mod coverage;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod media;
 pub mod server;
 pub mod sketch;
 pub mod spatial;

@@ -60,6 +60,9 @@ enum Command {
         /// webhook of the supervision platform: 15-hour escalations and packages (else the log)
         #[arg(long, env = "GRIDWATCH_SUPERVISION_WEBHOOK")]
         supervision_webhook: Option<String>,
+        /// folder for report photos (default: photos/ in the data directory)
+        #[arg(long, env = "GRIDWATCH_PHOTO_DIR")]
+        photo_dir: Option<PathBuf>,
     },
     /// Region registry commands.
     Regions {
@@ -312,6 +315,7 @@ async fn main() -> anyhow::Result<()> {
             controllable_clock,
             sms_webhook,
             supervision_webhook,
+            photo_dir,
         } => {
             anyhow::ensure!(
                 near_m.is_finite() && near_m >= 0.0,
@@ -329,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
             }
             serve(ServeOptions {
                 listen,
+                photo_dir: photo_dir.unwrap_or_else(|| db.data_dir.join("photos")),
                 data_dir: db.data_dir,
                 database_url: db.database_url,
                 demo,

@@ -80,6 +80,8 @@ pub struct ServeOptions {
     /// tests and demos: `POST /api/v1/clock/advance` moves the service's time forward
     pub controllable_clock: bool,
     pub notices: NoticeConfig,
+    /// where report photos are kept
+    pub photo_dir: PathBuf,
 }
 
 /// The web folder: `GRIDWATCH_WEB_DIR`, else `web/` of this source tree, else `./web`.
@@ -116,7 +118,12 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let gw = Gridwatch::open(database.db.clone(), opts.near_m)
         .await?
         .with_clock(clock)
-        .with_notices(opts.notices);
+        .with_notices(opts.notices)
+        .with_photo_dir(&opts.photo_dir);
+    if let Err(e) = check_writable(&opts.photo_dir) {
+        // The service still files reports; photo uploads answer 503 naming the folder.
+        tracing::error!(dir = %opts.photo_dir.display(), "the photo folder is not writable: {e}");
+    }
     if opts.demo {
         let loaded = crate::demo::load(&gw)
             .await
@@ -161,6 +168,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     database.close().await;
     Ok(())
+}
+
+/// Creates `dir` if needed and proves a file can be written there.
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(probe)
 }
 
 async fn shutdown_signal() {

@@ -148,6 +148,7 @@ pub fn parse_incidents(csv: &str) -> Result<Vec<ReportInput>, String> {
             description: Some(description.to_owned()),
             source: source.to_owned(),
             reported_at: Some(reported_at),
+            ..Default::default()
         });
     }
     Ok(out)

@@ -29,6 +29,10 @@ pub enum ApiError {
     /// 409: conflicts with what exists
     Conflict(String),
     PayloadTooLarge(String),
+    /// 415: the body is not of a type the endpoint takes
+    UnsupportedMediaType(String),
+    /// 503 naming what does not work (not the database), with Retry-After
+    ServiceUnavailable(String),
     /// 503: the database does not answer
     Unavailable(String),
     Internal(String),
@@ -58,6 +62,9 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::NotFound(message) => ApiError::NotFound(message),
             WorkflowError::Illegal(t) => ApiError::Illegal(t),
             WorkflowError::Conflict(message) => ApiError::Conflict(message),
+            WorkflowError::TooLarge(message) => ApiError::PayloadTooLarge(message),
+            WorkflowError::Unsupported(message) => ApiError::UnsupportedMediaType(message),
+            WorkflowError::Unavailable(message) => ApiError::ServiceUnavailable(message),
             WorkflowError::Storage(s) => s.into(),
         }
     }
@@ -138,6 +145,20 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"code": "payload_too_large", "message": message}),
             ),
+            ApiError::UnsupportedMediaType(message) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"code": "unsupported_media_type", "message": message}),
+            ),
+            ApiError::ServiceUnavailable(message) => {
+                let mut resp = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": {"code": "unavailable", "message": message}})),
+                )
+                    .into_response();
+                resp.headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("30"));
+                return resp;
+            }
             ApiError::Unavailable(cause) => {
                 tracing::error!(%cause, "database unavailable");
                 let mut resp = (

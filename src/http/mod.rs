@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod geometry;
 mod open311;
+mod photos;
 mod regions;
 mod reports;
 mod sketches;
@@ -76,6 +77,12 @@ pub fn app(state: AppState) -> Router {
         .route("/reports", get(reports::list).post(reports::create))
         .route("/reports/heat", get(reports::heat))
         .route("/reports/{id}", get(reports::get_one))
+        .route(
+            "/photos",
+            post(photos::upload).layer(DefaultBodyLimit::max(photos::PHOTO_BODY_LIMIT)),
+        )
+        .route("/photos/{id}", get(photos::full))
+        .route("/photos/{id}/thumbnail", get(photos::thumbnail))
         .route("/departments", get(dispatch::departments))
         .route(
             "/categories/{code}/dispatch",
@@ -129,7 +136,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/open311/v2/{*path}", axum::routing::any(open311::handle))
+        .route(
+            "/open311/v2/{*path}",
+            axum::routing::any(open311::handle)
+                .layer(DefaultBodyLimit::max(photos::PHOTO_BODY_LIMIT + 64 * 1024)),
+        )
         .nest("/api/v1", api)
         .nest_service(
             "/vendor/maplibre-gl",

@@ -5,6 +5,7 @@
 //! Extensions, documented in the README: `page` and `page_size` on `GET requests`; `crs`
 //! (wgs84, gcj02, bd09) and `source` on `POST requests`.
 
+use super::error::ApiError;
 use super::extract::body_bytes;
 use super::AppState;
 use crate::storage::open311::RequestFilter;
@@ -252,9 +253,21 @@ async fn route(
             })))
         }
         (Method::POST, ["requests"]) => {
-            let bytes = body_bytes(body).map_err(|_| Open311Error::bad("the request body could not be read"))?;
-            let form = pairs(&bytes);
+            let bytes = body_bytes(body).map_err(|e| match e {
+                ApiError::PayloadTooLarge(m) => Open311Error { code: 413, description: m },
+                _ => Open311Error::bad("the request body could not be read"),
+            })?;
+            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let mut input = RequestInput::default();
+            let form = if content_type.starts_with("multipart/form-data") {
+                let (fields, media) = multipart(content_type, bytes).await?;
+                input.media = media;
+                fields
+            } else {
+                pairs(&bytes)
+            };
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            input.base_url = format!("http://{host}");
             for (k, v) in form.iter().chain(query.iter()) {
                 let v = v.clone();
                 match k.as_str() {
@@ -333,6 +346,35 @@ async fn route(
             segments.join("/")
         ))),
     }
+}
+
+/// The text fields of a multipart/form-data body, and its `media` file (the extension for photo
+/// uploads) with the part's Content-Type.
+async fn multipart(
+    content_type: &str,
+    body: Bytes,
+) -> Result<(Vec<(String, String)>, Option<(Vec<u8>, Option<String>)>), Open311Error> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| Open311Error::bad(format!("multipart/form-data without a boundary: {e}")))?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let mut fields = Vec::new();
+    let mut media = None;
+    let bad = |e: multer::Error| Open311Error::bad(format!("malformed multipart/form-data: {e}"));
+    while let Some(field) = parts.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "media" {
+            if media.is_some() {
+                return Err(Open311Error::bad("one media file per request"));
+            }
+            let declared = field.content_type().map(|m| m.essence_str().to_owned());
+            let bytes = field.bytes().await.map_err(bad)?;
+            media = Some((bytes.to_vec(), declared));
+        } else {
+            fields.push((name, field.text().await.map_err(bad)?));
+        }
+    }
+    Ok((fields, media))
 }
 
 #[cfg(test)]

@@ -1453,11 +1453,11 @@ async fn file_reports(
                            $19::text[], $20::text[], $21::text[], $22::jsonb[], $23::int8[],
                            $24::text[], $25::text[], $26::timestamptz[], $27::text[],
                            $28::text[], $29::text[], $30::bool[], $31::jsonb[], $32::text[],
-                           $33::text[])
+                           $33::text[], $34::jsonb[])
                     with ordinality
                     as u(cat, lon, lat, ilon, ilat, icrs, descr, src, rep_at, status, d, s, c, g, m,
                          rc, rv, dist, pb, kind, lead, co, rule, why, why_zh, opened, actor,
-                         channel, target, notify, o311, idem_key, idem_sha, ord)
+                         channel, target, notify, o311, idem_key, idem_sha, extra, ord)
          ), reports as (
              insert into report (id, category, geom, input_lon, input_lat, input_crs, description,
                                  source, reported_at, locate_status, district_code, street_code,
@@ -1509,6 +1509,14 @@ async fn file_reports(
          ), idempotency as (
              insert into report_idempotency (key, report_id, request_sha256)
              select idem_key, rid, idem_sha from t where idem_key is not null
+         ), photos as (
+             insert into report_photo (report_id, photo_id, n)
+             select t.rid, ph.id, ph.n::int
+               from t, jsonb_array_elements_text(coalesce(t.extra->'photos', '[]')) with ordinality ph(id, n)
+         ), reporters as (
+             insert into report_reporter (report_id, name, phone)
+             select rid, extra->'reporter'->>'name', extra->'reporter'->>'phone'
+               from t where jsonb_typeof(extra->'reporter') = 'object'
          )
          select rid, cid from t order by ord",
     )
@@ -1558,6 +1566,15 @@ async fn file_reports(
         items
             .iter()
             .map(|(r, _)| r.idempotency.as_ref().map(|(_, h)| h.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(r, _)| {
+                (!r.photos.is_empty() || r.reporter.is_some())
+                    .then(|| json!({"photos": r.photos, "reporter": r.reporter}))
+            })
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *conn)

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod dispatch;
 pub mod open311;
+pub mod photos;
 pub mod redraw;
 pub mod regions;
 pub mod reports;

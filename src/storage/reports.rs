@@ -44,6 +44,10 @@ pub struct NewReport {
     pub open311: Option<Box<super::open311::Open311Extra>>,
     /// the client's Idempotency-Key and the SHA-256 of its submission
     pub idempotency: Option<(String, String)>,
+    /// uploaded photos the report takes, in order
+    pub photos: Vec<String>,
+    /// who filed it, when they said (staff-only)
+    pub reporter: Option<super::photos::Reporter>,
 }
 
 /// A stored report as the API lists it.

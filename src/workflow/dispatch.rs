@@ -182,6 +182,10 @@ pub struct CaseDetail {
     pub merged_cases: Vec<i64>,
     pub answer: Option<String>,
     pub photos: Vec<String>,
+    /// the photos the report came with
+    pub report_photos: Vec<super::photos::PhotoView>,
+    /// who filed the report, when they left their name or phone: personal data
+    pub reporter: Option<crate::storage::photos::Reporter>,
 }
 
 /// A photo as clients send it with an answer.
@@ -903,7 +907,16 @@ impl Gridwatch {
         let photos = (1..=self.db.case_photo_count(id).await?)
             .map(|n| format!("api/v1/cases/{id}/photos/{n}"))
             .collect();
+        let report_id = summary.report_id;
         Ok(CaseDetail {
+            report_photos: self
+                .db
+                .report_photos(report_id)
+                .await?
+                .iter()
+                .map(super::photos::PhotoView::from)
+                .collect(),
+            reporter: self.db.report_reporter(report_id).await?,
             summary,
             events,
             staff,

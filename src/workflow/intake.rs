@@ -7,6 +7,7 @@ use crate::domain::{CategoryCode, Crs, Level, ReportSource, Wgs84Point};
 use crate::spatial::index::{Assignment, PartyBranchInfo};
 use crate::spatial::{LocateStatus, RegionIndex};
 use crate::storage::open311::Open311Extra;
+use crate::storage::photos::Reporter;
 use crate::storage::reports::NewReport;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -81,8 +82,18 @@ pub fn parse_crs(s: Option<&str>, field: &str) -> Result<Crs> {
     }
 }
 
+/// Who filed a report, if they want to be called back: kept private.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterInput {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
 /// A report as clients send it to `POST /api/v1/reports`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportInput {
     pub category: String,
@@ -95,6 +106,11 @@ pub struct ReportInput {
     pub source: String,
     #[serde(default)]
     pub reported_at: Option<DateTime<Utc>>,
+    /// ids of photos uploaded with `POST /api/v1/photos`, at most four
+    #[serde(default)]
+    pub photos: Vec<String>,
+    #[serde(default)]
+    pub reporter: Option<ReporterInput>,
 }
 
 /// A filed report: its id and where it went.
@@ -108,6 +124,9 @@ pub struct Filed {
     pub case_id: i64,
     /// who the case is proposed to, and why
     pub routing: RoutingView,
+    /// the photos it took
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<String>,
 }
 
 impl Gridwatch {
@@ -190,6 +209,13 @@ impl Gridwatch {
             distance_m: a.distance_m,
             open311: None,
             idempotency: None,
+            photos: check_photo_ids(&input.photos)?,
+            reporter: input
+                .reporter
+                .as_ref()
+                .map(check_reporter)
+                .transpose()?
+                .flatten(),
         };
         Ok((row, Located::new(&index, p, &a)))
     }
@@ -303,6 +329,7 @@ impl Gridwatch {
             .pop()
             .map(|c| c.routing)
             .ok_or_else(|| WorkflowError::NotFound(format!("no case for report {id}")))?;
+        let photos = self.db.report_photos(id).await?;
         Ok(Some(Filed {
             id,
             category: report.category,
@@ -310,6 +337,7 @@ impl Gridwatch {
             assignment,
             case_id,
             routing,
+            photos: photos.into_iter().map(|p| p.id).collect(),
         }))
     }
 
@@ -335,6 +363,19 @@ impl Gridwatch {
 
     /// Routes prepared reports, opens their cases and writes them (group commit).
     async fn file_rows(&self, rows: Vec<(NewReport, Located)>) -> Result<Vec<Filed>> {
+        let photos: Vec<String> = rows.iter().flat_map(|(r, _)| r.photos.clone()).collect();
+        if photos
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            != photos.len()
+        {
+            return Err(WorkflowError::invalid(
+                "photos",
+                "the same photo is given to more than one report",
+            ));
+        }
+        self.check_photos(&photos).await?;
         let now = self.clock.now();
         let mut items = Vec::with_capacity(rows.len());
         let mut views = Vec::with_capacity(rows.len());
@@ -356,6 +397,7 @@ impl Gridwatch {
                 assignment: located,
                 case_id,
                 routing,
+                photos: row.photos,
             })
             .collect();
         for f in &filed {
@@ -363,4 +405,64 @@ impl Gridwatch {
         }
         Ok(filed)
     }
+}
+
+/// Photo ids as a report names them: valid, distinct, at most [`super::photos::MAX_PHOTOS`].
+fn check_photo_ids(ids: &[String]) -> Result<Vec<String>> {
+    if ids.len() > super::photos::MAX_PHOTOS {
+        return Err(WorkflowError::invalid(
+            "photos",
+            format!(
+                "{} photos; at most {} are accepted",
+                ids.len(),
+                super::photos::MAX_PHOTOS
+            ),
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if !super::photos::valid_photo_id(id) {
+            return Err(WorkflowError::invalid(
+                format!("photos[{i}]"),
+                format!("{id:?} is not a photo id (32 hex digits from POST /api/v1/photos)"),
+            ));
+        }
+        if ids[..i].contains(id) {
+            return Err(WorkflowError::invalid(
+                format!("photos[{i}]"),
+                format!("photo {id} is given twice"),
+            ));
+        }
+    }
+    Ok(ids.to_vec())
+}
+
+/// A reporter's name and phone, trimmed; `None` when both are empty.
+fn check_reporter(r: &ReporterInput) -> Result<Option<Reporter>> {
+    let clean = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let name = clean(&r.name);
+    let phone = clean(&r.phone);
+    if name.as_ref().is_some_and(|n| n.chars().count() > 100) {
+        return Err(WorkflowError::invalid(
+            "reporter.name",
+            "longer than 100 characters",
+        ));
+    }
+    if let Some(p) = &phone {
+        let digits = p.chars().filter(char::is_ascii_digit).count();
+        let allowed = p
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')'));
+        if !allowed || !(3..=20).contains(&digits) || p.len() > 32 {
+            return Err(WorkflowError::invalid(
+                "reporter.phone",
+                format!("{p:?} is not a phone number (3 to 20 digits, with + - ( ) or spaces)"),
+            ));
+        }
+    }
+    Ok((name.is_some() || phone.is_some()).then_some(Reporter { name, phone }))
 }

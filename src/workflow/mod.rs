@@ -8,6 +8,7 @@ pub mod group_commit;
 pub mod import;
 pub mod intake;
 pub mod open311;
+pub mod photos;
 pub mod redraw;
 pub mod scheduler;
 
@@ -41,6 +42,15 @@ pub enum WorkflowError {
     /// An import was refused; nothing was written.
     #[error("{} problem(s) in the import", .0.len())]
     Rejected(Vec<Problem>),
+    /// An upload is larger than accepted.
+    #[error("{0}")]
+    TooLarge(String),
+    /// An upload is of a type not accepted.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Something the service needs (the photo directory) does not work; nothing was kept.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -72,6 +82,8 @@ pub struct Gridwatch {
     intake: group_commit::GroupCommit,
     /// turns true when the service shuts down: long-lived streams end on it
     stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// the photo directory
+    photos: photos::PhotoStore,
 }
 
 /// Routing rules and departments, read on every report: swapped whole like the index.
@@ -114,6 +126,7 @@ impl Gridwatch {
             notices_waiting: Arc::new(Notify::new()),
             intake: group_commit::GroupCommit::start(db.clone()),
             stop: Arc::new(tokio::sync::watch::channel(false).0),
+            photos: photos::PhotoStore::new(std::env::temp_dir().join("gridwatch-photos")),
         };
         gw.reload().await?;
         gw.reload_dispatch().await?;
@@ -129,6 +142,12 @@ impl Gridwatch {
     /// The same service sending notices through `config`'s channels.
     pub fn with_notices(mut self, config: NoticeConfig) -> Self {
         self.notice_config = config;
+        self
+    }
+
+    /// The same service keeping report photos in `dir` (created when needed).
+    pub fn with_photo_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.photos = photos::PhotoStore::new(dir);
         self
     }
 

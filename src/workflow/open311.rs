@@ -55,6 +55,18 @@ impl From<WorkflowError> for Open311Error {
                 Open311Error::bad(format!("{field}: {message}"))
             }
             WorkflowError::NotFound(m) => Open311Error::not_found(m),
+            WorkflowError::TooLarge(m) => Open311Error {
+                code: 413,
+                description: m,
+            },
+            WorkflowError::Unsupported(m) => Open311Error {
+                code: 415,
+                description: m,
+            },
+            WorkflowError::Unavailable(m) => Open311Error {
+                code: 503,
+                description: m,
+            },
             other => {
                 tracing::error!("open311: {other}");
                 Open311Error {
@@ -235,6 +247,11 @@ pub struct RequestInput {
     pub crs: Option<String>,
     /// extension: grid_worker, rider, resident (default) or hotline
     pub source: Option<String>,
+    /// extension: a photo sent as the `media` part of a multipart/form-data POST, with its
+    /// Content-Type; kept like a snap-and-report photo, and `media_url` then points to it
+    pub media: Option<(Vec<u8>, Option<String>)>,
+    /// `http://host` of the request, for the `media_url` of an uploaded photo
+    pub base_url: String,
 }
 
 /// What `POST requests` answers.
@@ -384,6 +401,19 @@ impl Gridwatch {
             }
             None => None,
         };
+        if media_url.is_some() && input.media.is_some() {
+            return Err(Open311Error::bad(
+                "media_url and a media upload were both given; send one",
+            ));
+        }
+        let (photos, media_url) = match input.media.clone() {
+            Some((bytes, declared)) => {
+                let (photo, _) = self.upload_photo(bytes, declared).await?;
+                let url = format!("{}{}", input.base_url, photo.url);
+                (vec![photo.id], Some(url))
+            }
+            None => (Vec::new(), media_url),
+        };
         let report = super::intake::ReportInput {
             category: code.to_owned(),
             lon: long,
@@ -392,6 +422,8 @@ impl Gridwatch {
             description: input.description.clone(),
             source: input.source.clone().unwrap_or_else(|| "resident".into()),
             reported_at: None,
+            photos,
+            ..Default::default()
         };
         let token = {
             use rand::Rng;

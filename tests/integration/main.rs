@@ -12,6 +12,7 @@ mod dispatch;
 mod import;
 mod locate_oracle;
 mod open311;
+mod photos;
 mod redraw;
 mod sketches;
 mod support;
