@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_dispatch;
+pub mod bench_import;
 pub mod coverage;
 pub mod demo;
 pub mod domain;

@@ -69,19 +69,29 @@ enum Command {
         #[command(subcommand)]
         command: RegionsCommand,
     },
+    /// Report commands.
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
     /// Demo data commands.
     Demo {
         #[command(subcommand)]
         command: DemoCommand,
     },
-    /// Benchmark: `locate` (in memory vs PostGIS) or `dispatch` (intake and the scheduler).
+    /// Benchmark: `locate` (in memory vs PostGIS), `dispatch` (intake and the scheduler) or
+    /// `import` (bulk report import).
     Bench {
         /// locate: assign random points to the demo grids in memory and with PostGIS;
         /// dispatch: routing + case creation throughput, and 100,000 open deadlines
-        #[arg(default_value = "locate", value_parser = ["locate", "dispatch"])]
+        /// import: `reports import` of a generated hotline CSV against a bare COPY
+        #[arg(default_value = "locate", value_parser = ["locate", "dispatch", "import"])]
         what: String,
         #[arg(long, default_value_t = 1_000_000)]
         points: usize,
+        /// import: rows in the generated CSV
+        #[arg(long, default_value_t = 200_000)]
+        rows: usize,
         /// dispatch: reports filed per intake measurement
         #[arg(long, default_value_t = 20_000)]
         reports: usize,
@@ -154,6 +164,30 @@ enum RegionsCommand {
         /// coordinate system of the file: wgs84 (or cgcs2000), gcj02, bd09
         #[arg(long, default_value = "wgs84")]
         crs: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// Import reports from a CSV (e.g. a 12345 hotline export) or a GeoJSON FeatureCollection of
+    /// points: each row is checked and assigned to its grid; valid rows are loaded in one
+    /// transaction, invalid ones are listed and written to a reject file. Opens no cases.
+    Import {
+        file: PathBuf,
+        /// csv or geojson (default: from the file name)
+        #[arg(long)]
+        format: Option<String>,
+        /// coordinates' reference system where a row has no crs: wgs84, gcj02, bd09
+        #[arg(long, default_value = "wgs84")]
+        crs: String,
+        /// where the records came from where a row has no source
+        #[arg(long, default_value = "hotline")]
+        source: String,
+        /// where to write the rejected rows (default: FILE.rejects.csv / .rejects.geojson)
+        #[arg(long)]
+        rejects: Option<PathBuf>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -348,6 +382,17 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Reports {
+            command:
+                ReportsCommand::Import {
+                    file,
+                    format,
+                    crs,
+                    source,
+                    rejects,
+                    db,
+                },
+        } => import_reports(file, format, crs, source, rejects, db).await,
         Command::Regions {
             command: RegionsCommand::Import { file, crs, db },
         } => {
@@ -437,6 +482,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             what,
             points,
+            rows,
             reports,
             clients,
             deadlines,
@@ -444,6 +490,9 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             database_url,
         } => match what.as_str() {
+            "import" => {
+                gridwatch::bench_import::run(rows, database_url.as_deref(), &data_dir).await
+            }
             "dispatch" => {
                 let sizes = gridwatch::bench_dispatch::Sizes {
                     reports,
@@ -511,4 +560,103 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `gridwatch reports import`: exit 0 when every row loaded, 2 when some were rejected (listed,
+/// and written to the reject file), 1 when the file as a whole was refused (nothing written).
+async fn import_reports(
+    file: PathBuf,
+    format: Option<String>,
+    crs: String,
+    source: String,
+    rejects: Option<PathBuf>,
+    db: DbArgs,
+) -> anyhow::Result<()> {
+    use gridwatch::workflow::report_import::{reject_file, ImportFormat, ImportOptions};
+    use std::io::{IsTerminal, Write};
+    let format = match format.as_deref() {
+        None => ImportFormat::from_path(&file),
+        Some("csv") => ImportFormat::Csv,
+        Some("geojson") => ImportFormat::GeoJson,
+        Some(other) => anyhow::bail!("--format {other:?}: use csv or geojson"),
+    };
+    let opts = ImportOptions {
+        crs: crs.parse().map_err(|e| anyhow::anyhow!("--crs: {e}"))?,
+        source: gridwatch::domain::ReportSource::parse(&source)
+            .map_err(|e| anyhow::anyhow!("--source: {}", e.message))?,
+    };
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let database = Database::open(db.database_url.as_deref(), &db.data_dir).await?;
+    let gw = Gridwatch::open(database.db.clone(), 50.0).await?;
+    let started = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut last_tenth = 0;
+    let result = gw
+        .import_reports(&bytes, format, &opts, |done, total| {
+            let mut err = std::io::stderr();
+            if tty {
+                let width = 30;
+                let filled = done * width / total.max(1);
+                let _ = write!(
+                    err,
+                    "\r[{}{}] {:>3}%  {done}/{total} rows",
+                    "#".repeat(filled),
+                    "-".repeat(width - filled),
+                    done * 100 / total.max(1)
+                );
+                let _ = err.flush();
+            } else if done * 10 / total.max(1) > last_tenth || done == total {
+                last_tenth = done * 10 / total.max(1);
+                let _ = writeln!(err, "checked {done}/{total} rows");
+            }
+        })
+        .await;
+    if tty {
+        eprintln!();
+    }
+    database.close().await;
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{}: {e}; nothing was written", file.display());
+            std::process::exit(1);
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}: {} rows; {} loaded, {} already loaded before, {} rejected; {:.2} s ({:.0} rows/s)",
+        file.display(),
+        outcome.rows,
+        outcome.loaded.inserted,
+        outcome.loaded.already_loaded,
+        outcome.rejected.len(),
+        secs,
+        outcome.rows as f64 / secs.max(1e-9)
+    );
+    if outcome.rejected.is_empty() {
+        return Ok(());
+    }
+    let what = if format == ImportFormat::Csv {
+        "line"
+    } else {
+        "feature"
+    };
+    for r in outcome.rejected.iter().take(50) {
+        eprintln!("  {what} {}: {}", r.line, r.reason);
+    }
+    if outcome.rejected.len() > 50 {
+        eprintln!("  … and {} more", outcome.rejected.len() - 50);
+    }
+    let path = rejects.unwrap_or_else(|| {
+        let ext = if format == ImportFormat::Csv {
+            "rejects.csv"
+        } else {
+            "rejects.geojson"
+        };
+        file.with_extension(ext)
+    });
+    std::fs::write(&path, reject_file(&outcome, format))
+        .with_context(|| format!("writing the reject file {}", path.display()))?;
+    eprintln!("rejected rows written to {}", path.display());
+    std::process::exit(2);
 }

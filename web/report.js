@@ -33,6 +33,11 @@ const REQUEST_TIMEOUT_MS = 20_000;
 const UPLOAD_BYTES_PER_SECOND = 32 * 1024;
 const RETRY_FIRST_MS = 2_000;
 const RETRY_MAX_MS = 60_000;
+/**
+ * The server answers 409 "the Idempotency-Key is in use; retry" when a retry overtakes the first
+ * attempt still being filed (after a timeout, say). That 4xx is worth a few more tries.
+ */
+const MAX_CONFLICT_RETRIES = 5;
 const LOCATE_DEBOUNCE_MS = 250;
 /** Close enough to see the grid and its neighbours. */
 const LOCATION_ZOOM = 15;
@@ -425,7 +430,8 @@ async function queueLength() {
 /**
  * Sends one queued submission: its photos not yet uploaded, then the report with its key.
  * Outcomes: `sent` (removed from the store), `failed` (a 4xx other than 408/429: kept with its
- * error, not retried), `retry` (no answer, 408, 429 or 5xx: kept for the next round).
+ * error, not retried), `retry` (no answer, 408, 429, 5xx, or a 409 of a key still in use: kept for
+ * the next round).
  */
 async function sendItem(item) {
   outbox.sendingKey = item.key;
@@ -461,7 +467,8 @@ async function sendItem(item) {
     const error = { message: err.message ?? String(err), field: err.field ?? null, status: err.status ?? 0 };
     item.attempts = (item.attempts ?? 0) + 1;
     item.last_error = error;
-    if (err.retryable || err.name === 'AbortError') {
+    const conflict = err.status === 409 && (item.conflicts = (item.conflicts ?? 0) + 1) <= MAX_CONFLICT_RETRIES;
+    if (err.retryable || conflict || err.name === 'AbortError') {
       await outboxPut(item);
       return { kind: 'retry', error, network: Boolean(err.network), status: err.status ?? 0, retryAfterMs: err.retryAfterMs ?? null, item };
     }

@@ -10,6 +10,7 @@ pub mod intake;
 pub mod open311;
 pub mod photos;
 pub mod redraw;
+pub mod report_import;
 pub mod scheduler;
 
 use crate::domain::case::IllegalTransition;

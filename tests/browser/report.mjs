@@ -11,10 +11,13 @@
 // position in the second grid written into it here, is uploaded, its position offered and used, and
 // the stored copy has no EXIF left; (c) a report is sent and the server has it exactly once; (d)
 // offline, a report with a photo is queued and sent by itself once online; (e) when the first answer
-// is lost the retry carries the same Idempotency-Key and files it once; (f) a text file named .jpg
-// shows the server's 415 message; (g) English; (h) the page opens offline from the service worker's
-// cache, and a report saved offline survives a reload; (i) without location permission a tap on the
-// map sets the position, at 360 px and on a desktop.
+// to a report with a photo is lost, the retry carries the same Idempotency-Key and files it once; (f)
+// a text file named .jpg shows the server's 415 message, and a 422 keeps the form and names the
+// field; (g) English; (h) the page opens offline from the service worker's cache, a report saved
+// offline survives a reload, and a photo picked offline goes up once online; (i) without location
+// permission a photo's position is used by itself and a tap on the map overrides it, at 360 px, and
+// the form is a centred column on a desktop. Markers in the descriptions are unique per run, so the
+// script can run again against the same server.
 //
 // Prints one line per check and stops at the first failure with a non-zero exit code. Any uncaught
 // page error, console error, or request to a host other than <base_url> fails the run too: the page
@@ -513,12 +516,20 @@ async function main() {
     await fileAnother(page);
     await waitForGrid(page, home.located, 'the phone position');
     const markerE = `gw-report-e-${run}`;
+    // With a photo, so the replay is checked before the photo is found to be taken already.
+    const photoAnswerE = page.waitForResponse((r) => new URL(r.url()).pathname.endsWith('/api/v1/photos') && r.request().method() === 'POST');
+    await page.setInputFiles('#photo-pick', { name: 'pothole.jpg', mimeType: 'image/jpeg', buffer: await drawJpeg(page, 'e') });
+    const photoE = await (await photoAnswerE).json();
+    await waitFor(page, `#photo-list .photo[data-status="uploaded"][data-photo-id="${photoE.id}"]`, 'the photo is not uploaded');
     const attempts = [];
     await page.route('**/api/v1/reports', async (route) => {
       const request = route.request();
       if (request.method() !== 'POST') { await route.fallback(); return; }
       const response = await route.fetch();
-      attempts.push({ key: request.headers()['idempotency-key'], status: response.status(), replayed: response.headers()['idempotent-replayed'] ?? null });
+      attempts.push({
+        key: request.headers()['idempotency-key'], status: response.status(), replayed: response.headers()['idempotent-replayed'] ?? null,
+        photos: JSON.parse(request.postData() ?? '{}').photos ?? [],
+      });
       if (attempts.length === 1) await route.abort('connectionreset');
       else await route.fulfill({ response });
     });
@@ -532,10 +543,11 @@ async function main() {
     expect(attempts[0].status === 201, `the first attempt was answered ${attempts[0].status}`);
     const last = attempts.at(-1);
     expect(last.status === 200 && last.replayed === 'true', `the retry was answered ${last.status} with Idempotent-Replayed ${last.replayed}`);
+    expect(attempts.every((a) => JSON.stringify(a.photos) === JSON.stringify([photoE.id])), `the attempts named photos ${JSON.stringify(attempts.map((a) => a.photos))}`);
     const filedE = await expectOnce(markerE, home.code);
     const idE = Number(await page.getAttribute('#result', 'data-report-id'));
     expect(idE === filedE.id, `the success card shows #${idE}, the server has #${filedE.id}`);
-    passed(`${attempts.length} attempts with key ${attempts[0].key}: ${attempts.map((a) => a.status).join(' → ')} (replayed); one report #${filedE.id}`);
+    passed(`${attempts.length} attempts with key ${attempts[0].key} and photo ${photoE.id}: ${attempts.map((a) => a.status).join(' → ')} (replayed); one report #${filedE.id}`);
 
     // -------------------------------------------------------------------------------------------
     check('(f) bad input: a text file named .jpg shows the server\'s 415 message; a 422 keeps the form and names the field');
@@ -685,7 +697,7 @@ async function main() {
     expect(await small.locator('#use-photo-location').isHidden(), 'the photo\'s position is offered although it is in use');
     await mapIdle(small);
     const box = await small.locator('#report-map canvas').boundingBox();
-    await small.locator('#report-map').scrollIntoViewIfNeeded();
+    await small.evaluate(() => document.querySelector('#report-map').scrollIntoView({ block: 'center' }));
     const canvasBox = await small.locator('#report-map canvas').boundingBox();
     // Off the marker (which sits in the middle), so the tap moves the position somewhere else.
     await small.touchscreen.tap(canvasBox.x + canvasBox.width * 0.2, canvasBox.y + canvasBox.height * 0.8);

@@ -3,7 +3,8 @@
 //! rendered, clicks a grid, switches language, filters; tests/browser/editor.mjs digitises a
 //! sample sketch, reviews, edits, publishes it, splits a grid into micro-grids and locates a point
 //! in one; tests/browser/dispatch.mjs runs the whistle loop in the dispatcher's console on a
-//! controllable clock. Screenshots go to target/screenshots.
+//! controllable clock; tests/browser/report.mjs files reports from the snap-and-report page on a
+//! phone-sized screen, online and offline. Screenshots go to target/screenshots.
 
 use crate::support::{fresh_db, repo_dir, url_of, Child};
 use std::process::Command;
@@ -66,4 +67,13 @@ async fn map_page_renders_grids_and_heatmap() {
 #[tokio::test]
 async fn dispatch_console_runs_the_whistle_loop() {
     run_script("browser/dispatch.mjs", &["--controllable-clock"]).await;
+}
+
+/// The snap-and-report page on a phone-sized screen: geolocation and the grid and party branch
+/// it goes to, a photo whose EXIF location moves the report (and is stripped on the server),
+/// filing, the offline queue draining once, a lost answer retried under the same key, refusals
+/// shown, English, and the page opening offline from its service worker.
+#[tokio::test]
+async fn report_page_files_from_a_phone_and_queues_offline() {
+    run_script("browser/report.mjs", &[]).await;
 }
