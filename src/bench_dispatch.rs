@@ -62,12 +62,26 @@ pub async fn run(sizes: Sizes, database_url: Option<&str>, data_dir: &Path) -> a
         "--reports and --clients must be positive"
     );
     anyhow::ensure!(sizes.deadlines >= 4, "--deadlines must be at least 4");
+    in_scratch_db(BENCH_DB, database_url, data_dir, |db| run_with(db, sizes)).await
+}
+
+/// Runs `bench` in a database `name` of its own, created fresh and dropped afterwards.
+pub(crate) async fn in_scratch_db<F, Fut>(
+    name: &str,
+    database_url: Option<&str>,
+    data_dir: &Path,
+    bench: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let database = Database::open(database_url, data_dir).await?;
     let options = database.db.options();
     let admin = options.clone().database("postgres");
     let drop_bench = || async {
         let mut conn = admin.connect().await?;
-        sqlx::query(&format!("drop database if exists {BENCH_DB} with (force)"))
+        sqlx::query(&format!("drop database if exists {name} with (force)"))
             .execute(&mut conn)
             .await?;
         anyhow::Ok(())
@@ -75,8 +89,8 @@ pub async fn run(sizes: Sizes, database_url: Option<&str>, data_dir: &Path) -> a
     drop_bench()
         .await
         .context("dropping an old bench database")?;
-    let db = Db::connect(options.clone().database(BENCH_DB)).await?;
-    let result = run_with(db.clone(), sizes).await;
+    let db = Db::connect(options.clone().database(name)).await?;
+    let result = bench(db.clone()).await;
     db.pool().close().await;
     drop_bench().await.context("dropping the bench database")?;
     database.close().await;

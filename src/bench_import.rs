@@ -5,7 +5,6 @@
 //!
 //! Works in a database of its own (`gridwatch_bench_import`), created and dropped by the run.
 
-use crate::server::Database;
 use crate::storage::bulk::copy_line;
 use crate::storage::Db;
 use crate::workflow::report_import::{ImportFormat, ImportOptions, CHUNK};
@@ -13,7 +12,6 @@ use crate::workflow::Gridwatch;
 use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqlx::ConnectOptions;
 use std::fmt::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -53,25 +51,8 @@ pub fn hotline_csv(gw: &Gridwatch, n: usize, seed: u64) -> String {
 
 pub async fn run(rows: usize, database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(rows >= 1000, "--rows must be at least 1000");
-    let database = Database::open(database_url, data_dir).await?;
-    let options = database.db.options();
-    let admin = options.clone().database("postgres");
-    let drop_bench = || async {
-        let mut conn = admin.connect().await?;
-        sqlx::query(&format!("drop database if exists {BENCH_DB} with (force)"))
-            .execute(&mut conn)
-            .await?;
-        anyhow::Ok(())
-    };
-    drop_bench()
+    crate::bench_dispatch::in_scratch_db(BENCH_DB, database_url, data_dir, |db| run_with(db, rows))
         .await
-        .context("dropping an old bench database")?;
-    let db = Db::connect(options.clone().database(BENCH_DB)).await?;
-    let result = run_with(db.clone(), rows).await;
-    db.pool().close().await;
-    drop_bench().await.context("dropping the bench database")?;
-    database.close().await;
-    result
 }
 
 async fn run_with(db: Db, rows: usize) -> anyhow::Result<()> {
