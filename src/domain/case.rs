@@ -91,7 +91,7 @@ pub enum Difficulty {
 }
 
 /// Something done to a case; see [`next_state`] for when each is allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Accept,
@@ -264,7 +264,19 @@ pub fn allowed_actions(facts: &CaseFacts) -> Vec<Action> {
 }
 
 /// 亮牌: the card a department shows for not answering a whistle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Card {
     Yellow,
@@ -272,7 +284,7 @@ pub enum Card {
 }
 
 /// One step of an escalation policy, counted from the whistle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EscalationStep {
     /// minutes after the whistle
     pub after_minutes: i64,
@@ -286,7 +298,7 @@ pub struct EscalationStep {
 }
 
 /// Escalation as data; [`EscalationPolicy::haibowan`] is the default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EscalationPolicy {
     pub name: String,
     /// in ascending order of `after_minutes`

@@ -41,7 +41,8 @@ fn comma_list(s: &Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CaseQuery {
     state: Option<String>,
@@ -53,13 +54,25 @@ struct CaseQuery {
     cursor: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct CasePage {
     cases: Vec<CaseSummary>,
     next_cursor: Option<i64>,
     counts: BTreeMap<String, i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases",
+    operation_id = "cases_list",
+    tag = "cases",
+    summary = "The case queue with counts by state",
+    params(CaseQuery),
+    responses(
+        (status = 200, description = "a page of cases", body = CasePage),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn list(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -135,6 +148,18 @@ pub(super) async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}",
+    operation_id = "cases_get_one",
+    tag = "cases",
+    summary = "One case with its events, staff, duplicates, photos and reporter",
+    params(("id" = i64, Path, description = "case id")),
+    responses(
+        (status = 200, description = "the case", body = CaseDetail),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -142,6 +167,22 @@ pub(super) async fn get_one(
     Ok(Json(s.gw.case_detail(parse_id("case", &id)?).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/actions",
+    operation_id = "cases_act",
+    tag = "cases",
+    summary = "Act on a case: accept, reject, merge, whistle, acknowledge, resolve, close, evaluate, reopen",
+    params(("id" = i64, Path, description = "case id")),
+    request_body = ActionInput,
+    responses(
+        (status = 200, description = "the case after the action", body = CaseDetail),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 413, description = "body too large", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn act(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -152,6 +193,18 @@ pub(super) async fn act(
     Ok(Json(s.gw.act(id, &input).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}/photos/{n}",
+    operation_id = "cases_photo",
+    tag = "cases",
+    summary = "A photo attached to a case's answer",
+    params(("id" = i64, Path, description = "case id"), ("n" = i32, Path, description = "photo number")),
+    responses(
+        (status = 200, description = "the photo", content_type = "image/*", body = Vec<u8>),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn photo(
     State(s): State<AppState>,
     Path((id, n)): Path<(String, String)>,
@@ -168,6 +221,18 @@ pub(super) async fn photo(
     Ok(([(header::CONTENT_TYPE, ct)], data))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}/notices",
+    operation_id = "cases_notices",
+    tag = "cases",
+    summary = "Notices sent about a case",
+    params(("id" = i64, Path, description = "case id")),
+    responses(
+        (status = 200, description = "notices", body = Vec<NoticeRow>),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn notices(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -183,6 +248,16 @@ pub(super) async fn notices(
 
 /// Server-sent events: `event: case` with `{id, state, action}` for every change; a `lagged`
 /// event tells a slow reader it missed some and should reload.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/stream",
+    operation_id = "cases_stream",
+    tag = "cases",
+    summary = "Server-sent events: `case` with {id, state, action} on every change; `lagged` when some were missed",
+    responses(
+        (status = 200, description = "event stream", content_type = "text/event-stream", body = String)
+    )
+)]
 pub(super) async fn stream(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

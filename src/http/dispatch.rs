@@ -23,14 +23,47 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/departments",
+    operation_id = "dispatch_departments",
+    tag = "dispatch",
+    summary = "Functional departments cases can be whistled to",
+    responses(
+        (status = 200, description = "departments", body = Vec<Department>)
+    )
+)]
 pub(super) async fn departments(State(s): State<AppState>) -> Json<Vec<Department>> {
     Json(s.gw.departments())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/routing-rules",
+    operation_id = "dispatch_rules",
+    tag = "dispatch",
+    summary = "Routing rules",
+    responses(
+        (status = 200, description = "rules", body = Vec<RuleView>)
+    )
+)]
 pub(super) async fn rules(State(s): State<AppState>) -> ApiResult<Json<Vec<RuleView>>> {
     Ok(Json(s.gw.rules().await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/routing-rules",
+    operation_id = "dispatch_create_rule",
+    tag = "dispatch",
+    summary = "Add a routing rule",
+    request_body = RuleInput,
+    responses(
+        (status = 201, description = "the rule", body = RuleView),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn create_rule(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -42,6 +75,21 @@ pub(super) async fn create_rule(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/routing-rules/{id}",
+    operation_id = "dispatch_update_rule",
+    tag = "dispatch",
+    summary = "Change a routing rule",
+    params(("id" = i64, Path, description = "rule id")),
+    request_body = RuleInput,
+    responses(
+        (status = 200, description = "the rule", body = RuleView),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn update_rule(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -52,6 +100,18 @@ pub(super) async fn update_rule(
     Ok(Json(s.gw.save_rule(Some(id), &input).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/routing-rules/{id}",
+    operation_id = "dispatch_delete_rule",
+    tag = "dispatch",
+    summary = "Delete a routing rule",
+    params(("id" = i64, Path, description = "rule id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn delete_rule(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -60,16 +120,32 @@ pub(super) async fn delete_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PreviewQuery {
+    #[param(minimum = -180.0, maximum = 180.0, example = 106.8415)]
     lon: f64,
+    #[param(minimum = -90.0, maximum = 90.0, example = 39.664)]
     lat: f64,
+    #[param(example = "fire_lane_blocked")]
     category: String,
     crs: Option<String>,
 }
 
 /// Where a report of `category` at a point would go, and why.
+#[utoipa::path(
+    get,
+    path = "/api/v1/routing/preview",
+    operation_id = "dispatch_preview",
+    tag = "dispatch",
+    summary = "Where a report of a category at a point would go, and why",
+    params(PreviewQuery),
+    responses(
+        (status = 200, description = "`{located, routing}`", body = serde_json::Value),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn preview(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -88,10 +164,32 @@ pub(super) async fn preview(
     Ok(Json(json!({"located": located, "routing": routing})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/escalation-policy",
+    operation_id = "dispatch_policy",
+    tag = "dispatch",
+    summary = "The escalation policy",
+    responses(
+        (status = 200, description = "the policy", body = EscalationPolicy)
+    )
+)]
 pub(super) async fn policy(State(s): State<AppState>) -> ApiResult<Json<EscalationPolicy>> {
     Ok(Json(s.gw.escalation_policy().await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/escalation-policy",
+    operation_id = "dispatch_put_policy",
+    tag = "dispatch",
+    summary = "Replace the escalation policy",
+    request_body = EscalationPolicy,
+    responses(
+        (status = 200, description = "the policy now in force", body = EscalationPolicy),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn put_policy(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -101,6 +199,20 @@ pub(super) async fn put_policy(
     Ok(Json(s.gw.escalation_policy().await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/categories/{code}/dispatch",
+    operation_id = "dispatch_put_category_dispatch",
+    tag = "dispatch",
+    summary = "Set a category's duplicate and packaging settings",
+    params(("code" = String, Path, description = "category code")),
+    request_body = CategoryDispatch,
+    responses(
+        (status = 200, description = "`{code, dispatch}`", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn put_category_dispatch(
     State(s): State<AppState>,
     Path(code): Path<String>,
@@ -111,7 +223,8 @@ pub(super) async fn put_category_dispatch(
     Ok(Json(json!({"code": code, "dispatch": settings})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct StatsQuery {
     by: Option<String>,
@@ -120,7 +233,7 @@ struct StatsQuery {
     format: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Stats {
     by: String,
     rows: Vec<StatsRow>,
@@ -179,6 +292,18 @@ fn stats_csv(rows: &[StatsRow]) -> String {
     out
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/dispatch/stats",
+    operation_id = "dispatch_stats",
+    tag = "dispatch",
+    summary = "Figures by department, street or grid (JSON or CSV)",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "figures", content((Stats = "application/json"), (String = "text/csv"))),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn stats(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -251,16 +376,50 @@ fn package_json(p: PackageRow) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/packages/proposals",
+    operation_id = "dispatch_package_proposals",
+    tag = "dispatch",
+    summary = "Streets and categories with enough cases to report upward as a package",
+    responses(
+        (status = 200, description = "proposals", body = Vec<serde_json::Value>)
+    )
+)]
 pub(super) async fn package_proposals(State(s): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     let proposals = s.gw.db.package_proposals(s.gw.clock.now()).await?;
     Ok(Json(proposals.into_iter().map(proposal_json).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/packages",
+    operation_id = "dispatch_packages",
+    tag = "dispatch",
+    summary = "Packages created so far",
+    responses(
+        (status = 200, description = "packages", body = Vec<serde_json::Value>)
+    )
+)]
 pub(super) async fn packages(State(s): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     let packages = s.gw.db.packages(None).await?;
     Ok(Json(packages.into_iter().map(package_json).collect()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/packages",
+    operation_id = "dispatch_create_package",
+    tag = "dispatch",
+    summary = "Create a package (打包) of a street's proposed cases",
+    request_body = PackageInput,
+    responses(
+        (status = 201, description = "the package", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn create_package(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -278,16 +437,39 @@ fn clock_json(s: &AppState) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/clock",
+    operation_id = "dispatch_clock",
+    tag = "dispatch",
+    summary = "The service clock",
+    responses(
+        (status = 200, description = "`{now, controllable, offset_minutes}`", body = serde_json::Value)
+    )
+)]
 pub(super) async fn clock(State(s): State<AppState>) -> Json<Value> {
     Json(clock_json(&s))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Advance {
     minutes: f64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/clock/advance",
+    operation_id = "dispatch_advance_clock",
+    tag = "dispatch",
+    summary = "Move a controllable clock forward (demo and tests only)",
+    request_body = Advance,
+    responses(
+        (status = 200, description = "the clock", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn advance_clock(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,

@@ -7,7 +7,7 @@ use crate::workflow::WorkflowError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -95,94 +95,178 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// The body of every error answer: what clients read and what the OpenAPI document shows.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// One error. `code` is for programs, `message` for people; `field` names the value at fault.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// the request field or parameter at fault (`[3].lat` inside a list)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `rejected`: every problem found in an import or redraw
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub problems: Option<Vec<Problem>>,
+    /// `illegal_transition`: the case's state, the action tried and the actions allowed
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub state: Option<crate::domain::case::CaseState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub action: Option<crate::domain::case::Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed: Option<Vec<crate::domain::case::Action>>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request cannot be read
+    BadRequest,
+    /// 422: a value is wrong
+    Invalid,
+    /// 422: an import or redraw refused, with every problem
+    Rejected,
+    /// 404
+    NotFound,
+    /// 409: the action is not allowed in the case's state
+    IllegalTransition,
+    /// 409: conflicts with what exists
+    Conflict,
+    /// 413
+    PayloadTooLarge,
+    /// 415
+    UnsupportedMediaType,
+    /// 503, with Retry-After
+    Unavailable,
+    /// 500: the cause is in the server's log
+    Internal,
+}
+
+impl ErrorDetail {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorDetail {
+            code,
+            message: message.into(),
+            field: None,
+            problems: None,
+            state: None,
+            action: None,
+            allowed: None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match self {
+        use ErrorCode as C;
+        let (status, detail, retry_after) = match self {
             ApiError::BadRequest { message, field } => (
                 StatusCode::BAD_REQUEST,
-                json!({"code": "bad_request", "message": message, "field": field}),
+                ErrorDetail {
+                    field,
+                    ..ErrorDetail::new(C::BadRequest, message)
+                },
+                None,
             ),
-            ApiError::Invalid { message, field } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({
-                    "code": "invalid",
-                    // Say which field even to a reader who ignores `field`.
-                    "message": if message.starts_with(&field) || field.is_empty() {
-                        message
-                    } else {
-                        format!("{field}: {message}")
+            ApiError::Invalid { message, field } => {
+                // Say which field even to a reader who ignores `field`.
+                let message = if message.starts_with(&field) || field.is_empty() {
+                    message
+                } else {
+                    format!("{field}: {message}")
+                };
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorDetail {
+                        field: Some(field),
+                        ..ErrorDetail::new(C::Invalid, message)
                     },
-                    "field": field,
-                }),
-            ),
-            ApiError::Problems(problems) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({
-                    "code": "rejected",
-                    "message": format!("{} problem(s) found; nothing was written", problems.len()),
-                    "problems": problems,
-                }),
-            ),
+                    None,
+                )
+            }
+            ApiError::Problems(problems) => {
+                let message = format!("{} problem(s) found; nothing was written", problems.len());
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorDetail {
+                        problems: Some(problems),
+                        ..ErrorDetail::new(C::Rejected, message)
+                    },
+                    None,
+                )
+            }
             ApiError::NotFound(message) => (
                 StatusCode::NOT_FOUND,
-                json!({"code": "not_found", "message": message}),
+                ErrorDetail::new(C::NotFound, message),
+                None,
             ),
-            ApiError::Illegal(t) => (
-                StatusCode::CONFLICT,
-                json!({
-                    "code": "illegal_transition",
-                    "message": t.to_string(),
-                    "state": t.from,
-                    "action": t.action,
-                    "allowed": t.allowed,
-                }),
-            ),
+            ApiError::Illegal(t) => {
+                let message = t.to_string();
+                (
+                    StatusCode::CONFLICT,
+                    ErrorDetail {
+                        state: Some(t.from),
+                        action: Some(t.action),
+                        allowed: Some(t.allowed),
+                        ..ErrorDetail::new(C::IllegalTransition, message)
+                    },
+                    None,
+                )
+            }
             ApiError::Conflict(message) => (
                 StatusCode::CONFLICT,
-                json!({"code": "conflict", "message": message}),
+                ErrorDetail::new(C::Conflict, message),
+                None,
             ),
             ApiError::PayloadTooLarge(message) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"code": "payload_too_large", "message": message}),
+                ErrorDetail::new(C::PayloadTooLarge, message),
+                None,
             ),
             ApiError::UnsupportedMediaType(message) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                json!({"code": "unsupported_media_type", "message": message}),
+                ErrorDetail::new(C::UnsupportedMediaType, message),
+                None,
             ),
-            ApiError::ServiceUnavailable(message) => {
-                let mut resp = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({"error": {"code": "unavailable", "message": message}})),
-                )
-                    .into_response();
-                resp.headers_mut()
-                    .insert("retry-after", axum::http::HeaderValue::from_static("30"));
-                return resp;
-            }
+            ApiError::ServiceUnavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorDetail::new(C::Unavailable, message),
+                Some("30"),
+            ),
             ApiError::Unavailable(cause) => {
                 tracing::error!(%cause, "database unavailable");
-                let mut resp = (
+                (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({"error": {"code": "unavailable", "message": "the database is unavailable; try again shortly"}})),
+                    ErrorDetail::new(
+                        C::Unavailable,
+                        "the database is unavailable; try again shortly",
+                    ),
+                    Some("5"),
                 )
-                    .into_response();
-                resp.headers_mut()
-                    .insert("retry-after", axum::http::HeaderValue::from_static("5"));
-                return resp;
             }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"code": "internal", "message": "internal error"}),
+                    ErrorDetail::new(C::Internal, "internal error"),
+                    None,
                 )
             }
         };
-        let mut body = body;
-        if let Some(obj) = body.as_object_mut() {
-            obj.retain(|_, v| !v.is_null());
+        let mut resp = (status, Json(ErrorBody { error: detail })).into_response();
+        if let Some(seconds) = retry_after {
+            resp.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static(seconds));
         }
-        (status, Json(json!({ "error": body }))).into_response()
+        resp
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 /// Most polygons merged at once.
 const MAX_MERGE: usize = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SplitInput {
     geometry: Value,
@@ -31,6 +31,18 @@ fn geometry(g: &geo::Polygon<f64>) -> Value {
 }
 
 /// `{"geometry": Polygon|MultiPolygon, "line": LineString}` → `{"pieces": [Polygon…]}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/geometry/split",
+    operation_id = "geometry_split",
+    tag = "geometry",
+    summary = "Split a polygon along a line",
+    request_body = SplitInput,
+    responses(
+        (status = 200, description = "`{pieces: [Polygon…]}`", body = serde_json::Value),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn split(body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let input: SplitInput = json_body(body)?;
     let crs = parse_crs(input.crs.as_deref(), "crs")?;
@@ -44,7 +56,7 @@ pub(super) async fn split(body: Result<Bytes, BytesRejection>) -> ApiResult<Json
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MergeInput {
     geometries: Vec<Value>,
@@ -53,6 +65,18 @@ pub(super) struct MergeInput {
 }
 
 /// `{"geometries": [Polygon|MultiPolygon…]}` → `{"geometry": Polygon}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/geometry/merge",
+    operation_id = "geometry_merge",
+    tag = "geometry",
+    summary = "Merge adjacent polygons into one",
+    request_body = MergeInput,
+    responses(
+        (status = 200, description = "`{geometry: Polygon}`", body = serde_json::Value),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn merge(body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let input: MergeInput = json_body(body)?;
     let crs = parse_crs(input.crs.as_deref(), "crs")?;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod geometry;
 mod open311;
+pub mod openapi;
 mod photos;
 mod regions;
 mod reports;
@@ -136,6 +137,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/openapi.json", get(openapi::serve))
+        .route(
+            "/api/docs",
+            get(|| async { axum::response::Redirect::permanent("/api-docs.html") }),
+        )
         .route(
             "/open311/v2/{*path}",
             axum::routing::any(open311::handle)
@@ -145,6 +151,10 @@ pub fn app(state: AppState) -> Router {
         .nest_service(
             "/vendor/maplibre-gl",
             ServeDir::new(web_dir.join("node_modules/maplibre-gl/dist")),
+        )
+        .nest_service(
+            "/vendor/swagger-ui",
+            ServeDir::new(web_dir.join("node_modules/swagger-ui-dist")),
         )
         .nest_service(
             "/vendor/terra-draw",
@@ -172,6 +182,16 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/config",
+    operation_id = "config",
+    tag = "meta",
+    summary = "Client settings: the basemap style URL",
+    responses(
+        (status = 200, description = "settings", body = serde_json::Value)
+    )
+)]
 async fn config(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     Json(json!({"basemap_style_url": state.config.basemap_style_url}))
 }

@@ -17,6 +17,22 @@ pub const PHOTO_BODY_LIMIT: usize = crate::media::MAX_UPLOAD_BYTES + 64 * 1024;
 
 /// `POST /photos`: 201 with the photo (its EXIF location, if any), or 200 with the photo made
 /// from the same bytes before.
+#[utoipa::path(
+    post,
+    path = "/api/v1/photos",
+    operation_id = "photos_upload",
+    tag = "photos",
+    summary = "Upload a report photo (JPEG or PNG as the raw body); EXIF is read, then stripped",
+    request_body(description = "the image", content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"))),
+    responses(
+        (status = 201, description = "stored", body = PhotoView),
+        (status = 200, description = "the same bytes were uploaded before", body = PhotoView),
+        (status = 503, description = "the photo folder cannot be written", body = crate::http::error::ErrorBody),
+        (status = 413, description = "body too large", body = crate::http::error::ErrorBody),
+        (status = 415, description = "unsupported media type", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn upload(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -45,6 +61,19 @@ pub(super) async fn upload(
     Ok((status, Json(photo)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/photos/{id}",
+    operation_id = "photos_full",
+    tag = "photos",
+    summary = "A stored photo (JPEG, no metadata)",
+    params(("id" = String, Path, description = "photo id")),
+    responses(
+        (status = 200, description = "the photo", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 304, description = "not modified (If-None-Match)"),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn full(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -53,6 +82,19 @@ pub(super) async fn full(
     serve(&s, &id, PhotoFile::Full, &headers).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/photos/{id}/thumbnail",
+    operation_id = "photos_thumbnail",
+    tag = "photos",
+    summary = "A photo's 320 px thumbnail",
+    params(("id" = String, Path, description = "photo id")),
+    responses(
+        (status = 200, description = "the thumbnail", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 304, description = "not modified (If-None-Match)"),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn thumbnail(
     State(s): State<AppState>,
     Path(id): Path<String>,

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 /// Most points in one batch locate request.
 pub const MAX_BATCH: usize = 10_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     level: Option<String>,
@@ -23,6 +24,18 @@ struct ListQuery {
     parent: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/regions",
+    operation_id = "regions_list",
+    tag = "regions",
+    summary = "Current regions as a GeoJSON FeatureCollection",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "FeatureCollection of regions", body = serde_json::Value),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn list(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -59,6 +72,18 @@ pub(super) async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/regions/{code}",
+    operation_id = "regions_detail",
+    tag = "regions",
+    summary = "One region with its chain, children and versions",
+    params(("code" = String, Path, description = "region code (12 digits, or 15 for a micro-grid)")),
+    responses(
+        (status = 200, description = "the region", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn detail(
     State(s): State<AppState>,
     Path(code): Path<String>,
@@ -73,13 +98,28 @@ pub(super) async fn detail(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ImportQuery {
     crs: Option<String>,
     synthetic: Option<bool>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/regions/import",
+    operation_id = "regions_import",
+    tag = "regions",
+    summary = "Import a FeatureCollection of regions (all or nothing)",
+    params(ImportQuery),
+    request_body(content = serde_json::Value, description = "GeoJSON FeatureCollection with code, name, level, parent_code properties", content_type = "application/json"),
+    responses(
+        (status = 200, description = "what was imported", body = serde_json::Value),
+        (status = 413, description = "body too large", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn import(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -94,14 +134,29 @@ pub(super) async fn import(
     Ok(Json(json!({ "imported": summary })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct LocateQuery {
+    #[param(minimum = -180.0, maximum = 180.0, example = 106.8415)]
     lon: f64,
+    #[param(minimum = -90.0, maximum = 90.0, example = 39.664)]
     lat: f64,
     crs: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/locate",
+    operation_id = "regions_locate_one",
+    tag = "regions",
+    summary = "Which district, street, community, grid and micro-grid a point is in",
+    params(LocateQuery),
+    responses(
+        (status = 200, description = "the assignment", body = Located),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn locate_one(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -111,12 +166,27 @@ pub(super) async fn locate_one(
     Ok(Json(s.gw.locate(q.lon, q.lat, crs)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct BatchQuery {
     crs: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/locate",
+    operation_id = "regions_locate_batch",
+    tag = "regions",
+    summary = "Locate up to 10,000 points at once",
+    params(BatchQuery),
+    request_body = Vec<PointInput>,
+    responses(
+        (status = 200, description = "one assignment per point, in order", body = Vec<Located>),
+        (status = 413, description = "body too large", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn locate_batch(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -157,6 +227,21 @@ pub(super) async fn locate_batch(
 
 /// Checks a redraw of the region's children: codes matched or allocated, the change per child,
 /// the coverage issues, whether it can be published. Nothing is written.
+#[utoipa::path(
+    post,
+    path = "/api/v1/regions/{code}/redraw/check",
+    operation_id = "regions_redraw_check",
+    tag = "regions",
+    summary = "Check a redraw of a region's children; nothing is written",
+    params(("code" = String, Path, description = "region code (12 digits, or 15 for a micro-grid)")),
+    request_body(content = serde_json::Value, description = "FeatureCollection of the new children", content_type = "application/json"),
+    responses(
+        (status = 200, description = "the plan: matched codes, changes, issues", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 413, description = "body too large", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn redraw_check(
     State(s): State<AppState>,
     Path(code): Path<String>,
@@ -172,6 +257,22 @@ pub(super) async fn redraw_check(
 
 /// Publishes a redraw of the region's children as new boundary versions (201), or refuses it
 /// with every blocking problem (422) and writes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/regions/{code}/redraw",
+    operation_id = "regions_redraw_publish",
+    tag = "regions",
+    summary = "Publish a redraw as new boundary versions",
+    params(("code" = String, Path, description = "region code (12 digits, or 15 for a micro-grid)")),
+    request_body(content = serde_json::Value, description = "FeatureCollection of the new children", content_type = "application/json"),
+    responses(
+        (status = 201, description = "the publication", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 413, description = "body too large", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn redraw_publish(
     State(s): State<AppState>,
     Path(code): Path<String>,
@@ -186,13 +287,26 @@ pub(super) async fn redraw_publish(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PublicationsQuery {
     parent: Option<String>,
 }
 
 /// Past publications, newest first, with the per-child changes they made.
+#[utoipa::path(
+    get,
+    path = "/api/v1/publications",
+    operation_id = "regions_publications",
+    tag = "regions",
+    summary = "Past boundary publications, newest first",
+    params(PublicationsQuery),
+    responses(
+        (status = 200, description = "publications", body = Vec<serde_json::Value>),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn publications(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,

@@ -5,7 +5,7 @@ use super::extract::{json_body, query};
 use super::AppState;
 use crate::domain::GridCode;
 use crate::storage::reports::{Category, ReportFilter, ReportRow};
-use crate::workflow::intake::ReportInput;
+use crate::workflow::intake::{Filed, ReportInput};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -19,6 +19,16 @@ pub const DEFAULT_PAGE: i64 = 100;
 pub const MAX_PAGE: i64 = 1000;
 
 /// The catalogue, each category with its duplicate and packaging settings.
+#[utoipa::path(
+    get,
+    path = "/api/v1/categories",
+    operation_id = "reports_categories",
+    tag = "reports",
+    summary = "The report categories with their duplicate and packaging settings",
+    responses(
+        (status = 200, description = "categories", body = Vec<serde_json::Value>)
+    )
+)]
 pub(super) async fn categories(State(s): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     let settings: std::collections::HashMap<String, _> =
         s.gw.db.category_dispatch().await?.into_iter().collect();
@@ -39,6 +49,21 @@ pub(super) async fn categories(State(s): State<AppState>) -> ApiResult<Json<Vec<
 
 /// `POST /reports`; with an `Idempotency-Key` header a retried submission returns the report
 /// filed the first time (200, `Idempotent-Replayed: true`) instead of filing it again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/reports",
+    operation_id = "reports_create",
+    tag = "reports",
+    summary = "File a report; it is located, routed and opens a case",
+    params(("Idempotency-Key" = Option<String>, Header, description = "client-chosen key; a retry with the same key and body returns the first report")),
+    request_body = ReportInput,
+    responses(
+        (status = 201, description = "filed", body = Filed),
+        (status = 200, description = "replayed: the report filed the first time with this Idempotency-Key", body = Filed),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn create(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -71,6 +96,18 @@ pub(super) async fn create(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/{id}",
+    operation_id = "reports_get_one",
+    tag = "reports",
+    summary = "One report",
+    params(("id" = i64, Path, description = "report id")),
+    responses(
+        (status = 200, description = "the report", body = ReportRow),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -86,7 +123,8 @@ pub(super) async fn get_one(
 }
 
 /// Query parameters shared by the list and the heat layer.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FilterQuery {
     /// min lon, min lat, max lon, max lat
@@ -218,7 +256,7 @@ fn check_categories(s: &AppState, filter: &ReportFilter) -> ApiResult<()> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ReportPage {
     reports: Vec<ReportRow>,
     /// pass as `cursor` to get the next page; absent on the last page
@@ -226,6 +264,18 @@ pub(super) struct ReportPage {
     next_cursor: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports",
+    operation_id = "reports_list",
+    tag = "reports",
+    summary = "Reports, newest first, paginated by cursor",
+    params(FilterQuery),
+    responses(
+        (status = 200, description = "a page of reports", body = ReportPage),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn list(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -250,6 +300,18 @@ pub(super) async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/heat",
+    operation_id = "reports_heat",
+    tag = "reports",
+    summary = "Report points as GeoJSON for the heat layer",
+    params(FilterQuery),
+    responses(
+        (status = 200, description = "FeatureCollection of points with their category", body = serde_json::Value),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn heat(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,

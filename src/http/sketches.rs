@@ -66,6 +66,20 @@ async fn decode_blocking(bytes: Bytes) -> ApiResult<crate::sketch::image_input::
         .map_err(image_error)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sketches",
+    operation_id = "sketches_upload",
+    tag = "sketches",
+    summary = "Upload a photographed hand-drawn grid map",
+    request_body(content = SketchUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "the sketch", body = SketchRow),
+        (status = 413, description = "body too large", body = crate::http::error::ErrorBody),
+        (status = 415, description = "unsupported media type", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn upload(
     State(s): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -150,11 +164,33 @@ pub(super) async fn upload(
     Ok((StatusCode::CREATED, Json(row)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/sketches",
+    operation_id = "sketches_list",
+    tag = "sketches",
+    summary = "Uploaded sketches",
+    responses(
+        (status = 200, description = "sketches", body = Vec<SketchRow>)
+    )
+)]
 pub(super) async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<SketchRow>>> {
     Ok(Json(s.gw.db.sketches().await?))
 }
 
 /// One sketch, with the footprint of its current fit (`null` before control points are set).
+#[utoipa::path(
+    get,
+    path = "/api/v1/sketches/{id}",
+    operation_id = "sketches_get_one",
+    tag = "sketches",
+    summary = "One sketch with the footprint of its fit",
+    params(("id" = i64, Path, description = "sketch id")),
+    responses(
+        (status = 200, description = "the sketch", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -169,6 +205,19 @@ pub(super) async fn get_one(
 }
 
 /// The sketch upright, as PNG (orientation applied, so pixel coordinates match the GCPs).
+#[utoipa::path(
+    get,
+    path = "/api/v1/sketches/{id}/image",
+    operation_id = "sketches_image",
+    tag = "sketches",
+    summary = "The sketch image, upright",
+    params(("id" = i64, Path, description = "sketch id")),
+    responses(
+        (status = 200, description = "the image", content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"))),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn image(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -186,7 +235,19 @@ pub(super) async fn image(
     png_response(move || Ok(decode(&bytes).map_err(image_error)?.image)).await
 }
 
-#[derive(Deserialize)]
+/// The multipart form of `POST /sketches` (documentation only: the handler reads the parts).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) struct SketchUpload {
+    /// the photographed sketch, JPEG or PNG
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    title: Option<String>,
+    /// the region the sketch subdivides
+    region_code: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GcpInput {
     px: f64,
@@ -195,7 +256,7 @@ pub(super) struct GcpInput {
     lat: f64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GcpsInput {
     gcps: Vec<GcpInput>,
@@ -234,6 +295,20 @@ fn fit_response(row: &SketchRow, f: &Fit) -> Value {
 }
 
 /// Sets the control points; answers with the fit, or 422 (too few, degenerate) without storing.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sketches/{id}/gcps",
+    operation_id = "sketches_put_gcps",
+    tag = "sketches",
+    summary = "Set ground control points; answers with the fit",
+    params(("id" = i64, Path, description = "sketch id")),
+    request_body = GcpsInput,
+    responses(
+        (status = 200, description = "the fit and its residuals", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn put_gcps(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -293,6 +368,19 @@ pub(super) async fn put_gcps(
 }
 
 /// The georeferenced sketch, north up, for a MapLibre image source over `footprint`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sketches/{id}/overlay.png",
+    operation_id = "sketches_overlay",
+    tag = "sketches",
+    summary = "The georeferenced sketch, north up",
+    params(("id" = i64, Path, description = "sketch id")),
+    responses(
+        (status = 200, description = "PNG for an image source over the footprint", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn overlay(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -316,6 +404,19 @@ pub(super) async fn overlay(
 
 /// Vectorises the sketch with its control points: candidate polygons in WGS-84 with confidence
 /// and problems, stored for review.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sketches/{id}/vectorise",
+    operation_id = "sketches_vectorise",
+    tag = "sketches",
+    summary = "Vectorise the sketch into candidate polygons",
+    params(("id" = i64, Path, description = "sketch id")),
+    responses(
+        (status = 200, description = "candidates with confidence and problems", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn vectorise(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -344,7 +445,7 @@ pub(super) async fn vectorise(
     Ok(Json(result))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReviewInput {
     /// the region the candidates must tile; defaults to the sketch's region
@@ -362,6 +463,20 @@ pub(super) struct ReviewInput {
 /// Validates and cleans the last vectorisation as a coverage of its parent region and answers
 /// with a reviewable diff: the issues found, every fix (area, who received it, by which rule),
 /// what remains, and the cleaned candidates. Nothing is written.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sketches/{id}/review",
+    operation_id = "sketches_review",
+    tag = "sketches",
+    summary = "Validate and clean the candidates as a coverage of the parent region",
+    params(("id" = i64, Path, description = "sketch id")),
+    request_body = Option<ReviewInput>,
+    responses(
+        (status = 200, description = "issues, fixes and cleaned candidates", body = serde_json::Value),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
 pub(super) async fn review(
     State(s): State<AppState>,
     Path(id): Path<String>,

@@ -26,7 +26,7 @@ pub struct RegionRecord {
     pub party_branch: Option<Arc<PartyBranchInfo>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PartyBranchInfo {
     pub region_code: String,
     pub name: String,
@@ -35,7 +35,7 @@ pub struct PartyBranchInfo {
 }
 
 /// How a point was assigned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LocateStatus {
     /// inside a grid

@@ -14,7 +14,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 // ---- reference data --------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Department {
     pub code: String,
     pub name_zh: String,
@@ -22,7 +22,9 @@ pub struct Department {
 }
 
 /// A category's duplicate and packaging settings.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, sqlx::FromRow, PartialEq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, serde::Deserialize, sqlx::FromRow, PartialEq, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryDispatch {
     pub duplicate_radius_m: f64,
@@ -233,7 +235,7 @@ pub struct EventRow {
     pub data: Value,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DuplicateRow {
     pub id: i64,
     pub state: String,
@@ -245,7 +247,7 @@ pub struct DuplicateRow {
     pub lat: f64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NoticeRow {
     pub id: String,
     pub kind: String,
@@ -335,7 +337,7 @@ pub enum StatsBy {
     Grid,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StatsRow {
     pub code: String,
     pub name: String,

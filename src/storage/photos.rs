@@ -28,7 +28,7 @@ const PHOTO_SELECT: &str = "select p.*, rp.report_id from photo p
                               left join report_photo rp on rp.photo_id = p.id";
 
 /// What a filed report's reporter told us: staff-only.
-#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Reporter {
     pub name: Option<String>,
     pub phone: Option<String>,

@@ -4,14 +4,14 @@ use super::{db, Db, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventClass {
     pub code: String,
     pub name_zh: String,
     pub name_en: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Category {
     pub code: String,
     pub name_zh: String,
@@ -51,7 +51,7 @@ pub struct NewReport {
 }
 
 /// A stored report as the API lists it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ReportRow {
     pub id: i64,
     pub category: String,

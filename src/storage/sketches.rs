@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// A sketch without its image bytes.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SketchRow {
     pub id: i64,
     pub title: String,

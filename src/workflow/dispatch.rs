@@ -69,7 +69,7 @@ pub struct CaseChange {
 }
 
 /// A lead as the console shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct LeadView {
     /// "department" or "territory" (handled by the community or another territorial unit)
     pub kind: String,
@@ -78,7 +78,7 @@ pub struct LeadView {
 }
 
 /// The proposed routing of a case, and why.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RoutingView {
     pub lead: LeadView,
     pub co_departments: Vec<Link>,
@@ -87,7 +87,7 @@ pub struct RoutingView {
     pub why_zh: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NextStep {
     pub due_at: DateTime<Utc>,
     pub notice: Option<u8>,
@@ -95,7 +95,7 @@ pub struct NextStep {
     pub push_to_supervision: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WhistleView {
     pub department: Link,
     pub role: String,
@@ -106,7 +106,7 @@ pub struct WhistleView {
     pub next_step: Option<NextStep>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PartyBranchView {
     pub name: String,
     pub secretary: Option<String>,
@@ -114,7 +114,7 @@ pub struct PartyBranchView {
 }
 
 /// One case in the queue.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseSummary {
     pub id: i64,
     pub report_id: i64,
@@ -151,14 +151,14 @@ pub struct CaseSummary {
     pub allowed_actions: Vec<Action>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StaffView {
     pub role: String,
     pub name: String,
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -172,7 +172,7 @@ pub struct EventView {
 }
 
 /// One case with everything the detail panel shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseDetail {
     #[serde(flatten)]
     pub summary: CaseSummary,
@@ -189,7 +189,7 @@ pub struct CaseDetail {
 }
 
 /// A photo as clients send it with an answer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhotoInput {
     pub content_type: String,
@@ -197,8 +197,9 @@ pub struct PhotoInput {
 }
 
 /// The body of `POST /cases/{id}/actions`; which fields matter depends on `action`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"action": "accept", "actor": "调度员", "responsibility": "department", "difficulty": "simple", "urgency": "normal"}))]
 pub struct ActionInput {
     pub action: String,
     #[serde(default)]
@@ -251,8 +252,9 @@ fn present<'de, D: Deserializer<'de>>(
 }
 
 /// A routing rule as clients send it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"category": "oil_smoke", "territory": "150302003", "lead_department": "market_regulation", "note": "凤凰岭街道的餐饮油烟由市场监管局牵头"}))]
 pub struct RuleInput {
     #[serde(default)]
     pub category: Option<String>,
@@ -266,7 +268,7 @@ pub struct RuleInput {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleView {
     pub id: i64,
     pub category: Option<String>,
@@ -1532,8 +1534,9 @@ mod tests {
 }
 
 /// A package as clients request it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"street": "150302003", "category": "flying_lead_charging", "note": "飞线充电集中整治"}))]
 pub struct PackageInput {
     pub street: String,
     pub category: String,

@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 
 /// A region in a locate answer.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Link {
     pub code: String,
     pub name: String,
 }
 
 /// The answer to "where does this point belong".
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Located {
     pub status: LocateStatus,
     /// the position used for assignment, WGS-84
@@ -63,10 +63,13 @@ impl Located {
 }
 
 /// A point as clients send it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"lon": 106.8415, "lat": 39.664}))]
 pub struct PointInput {
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub lon: f64,
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
     #[serde(default)]
     pub crs: Option<String>,
@@ -83,7 +86,7 @@ pub fn parse_crs(s: Option<&str>, field: &str) -> Result<Crs> {
 }
 
 /// Who filed a report, if they want to be called back: kept private.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReporterInput {
     #[serde(default)]
@@ -93,11 +96,18 @@ pub struct ReporterInput {
 }
 
 /// A report as clients send it to `POST /api/v1/reports`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "category": "fire_lane_blocked", "lon": 106.8415, "lat": 39.664, "source": "grid_worker",
+    "description": "消防通道被三轮车堵住"
+}))]
 pub struct ReportInput {
+    /// a category code from `GET /categories`
     pub category: String,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub lon: f64,
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
     #[serde(default)]
     pub crs: Option<String>,
@@ -114,7 +124,7 @@ pub struct ReportInput {
 }
 
 /// A filed report: its id and where it went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Filed {
     pub id: i64,
     pub category: String,

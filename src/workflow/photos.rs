@@ -29,7 +29,7 @@ pub enum PhotoFile {
 }
 
 /// A photo as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PhotoView {
     pub id: String,
     pub content_type: &'static str,
@@ -43,7 +43,7 @@ pub struct PhotoView {
     pub thumbnail_url: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GpsView {
     pub lon: f64,
     pub lat: f64,

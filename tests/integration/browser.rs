@@ -4,7 +4,8 @@
 //! sample sketch, reviews, edits, publishes it, splits a grid into micro-grids and locates a point
 //! in one; tests/browser/dispatch.mjs runs the whistle loop in the dispatcher's console on a
 //! controllable clock; tests/browser/report.mjs files reports from the snap-and-report page on a
-//! phone-sized screen, online and offline. Screenshots go to target/screenshots.
+//! phone-sized screen, online and offline; tests/browser/api-docs.mjs browses the OpenAPI document
+//! in Swagger UI and tries one call. Screenshots go to target/screenshots.
 
 use crate::support::{fresh_db, repo_dir, url_of, Child};
 use std::process::Command;
@@ -76,4 +77,10 @@ async fn dispatch_console_runs_the_whistle_loop() {
 #[tokio::test]
 async fn report_page_files_from_a_phone_and_queues_offline() {
     run_script("browser/report.mjs", &[]).await;
+}
+
+/// The API reference: Swagger UI renders /api/openapi.json, and "Try it out" reaches the server.
+#[tokio::test]
+async fn api_docs_page_browses_the_openapi_document() {
+    run_script("browser/api-docs.mjs", &[]).await;
 }

@@ -4,6 +4,7 @@
 //! template.
 
 mod api;
+mod api_contract;
 mod browser;
 mod cli;
 mod crs_reference;

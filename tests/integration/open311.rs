@@ -7,10 +7,10 @@ use std::process::Command;
 
 #[tokio::test]
 async fn a_real_open311_client_files_and_reads_requests() {
-    let python = repo_dir().join("tests/open311/.venv/bin/python");
+    let python = repo_dir().join("tests/.venv/bin/python");
     assert!(
         python.exists(),
-        "tests/open311/.venv is missing: run scripts/setup --with-browser"
+        "tests/.venv is missing: run scripts/setup --with-browser"
     );
     let (_db, options) = fresh_db().await;
     let url = url_of(&options);
