@@ -224,6 +224,28 @@ impl CategoryMatcher {
             .filter(|(n, _)| t.contains(n.as_str()))
             .collect();
         match hits.as_slice() {
+            // A short form of one name (`油烟` for 油烟排放) is that category.
+            [] if t.chars().count() >= 2 => {
+                let within: Vec<&(String, String)> = self
+                    .names_zh
+                    .iter()
+                    .filter(|(n, _)| n.contains(t))
+                    .collect();
+                match within.as_slice() {
+                    [one] => Ok(one.1.clone()),
+                    [] => Err(format!(
+                        "category {t:?} matches no category (codes and names: GET /api/v1/categories)"
+                    )),
+                    several => Err(format!(
+                        "category {t:?} could be any of {}",
+                        several
+                            .iter()
+                            .map(|h| h.0.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
+            }
             [] => Err(format!(
                 "category {t:?} matches no category (codes and names: GET /api/v1/categories)"
             )),
@@ -612,6 +634,10 @@ mod tests {
         assert_eq!(m.code("消防通道堵塞").unwrap(), "fire_lane_blocked");
         assert_eq!(m.code("fire-lane blockage").unwrap(), "fire_lane_blocked");
         assert_eq!(m.code("电动车飞线充电").unwrap(), "flying_lead_charging");
+        // a short form of exactly one name
+        assert_eq!(m.code("消防通道").unwrap(), "fire_lane_blocked");
+        assert!(m.code("充电").unwrap_err().contains("飞线充电, 充电难"));
+        assert!(m.code("消").unwrap_err().contains("matches no category"));
         assert!(m
             .code("噪音扰民")
             .unwrap_err()

@@ -15,5 +15,6 @@ mod locate_oracle;
 mod open311;
 mod photos;
 mod redraw;
+mod report_import;
 mod sketches;
 mod support;
