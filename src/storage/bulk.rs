@@ -3,7 +3,7 @@
 //! already, all in one transaction (every valid row or none).
 
 use super::reports::NewReport;
-use super::{db, Db, Result};
+use super::{db, Db, Result, StorageError};
 use std::fmt::Write;
 
 /// What a bulk load did.
@@ -116,6 +116,33 @@ impl Db {
             }
         }
         let staged = copy.finish().await.map_err(db("finishing COPY"))?;
+        // A report's references have no foreign keys (migration 0010): check them all at once.
+        let unknown: Vec<String> = sqlx::query_scalar(
+            "select what from (
+                 select 'region ' || code as what from (
+                     select distinct unnest(array[district_code, street_code, community_code,
+                                                  grid_code, micro_grid_code, region_code]) as code
+                       from import_stage) codes
+                  where code is not null
+                    and not exists (select 1 from region r where r.code = codes.code)
+                 union all
+                 select distinct 'category ' || s.category from import_stage s
+                  where not exists (select 1 from category c where c.code = s.category)
+                 union all
+                 select distinct 'region version ' || s.region_version_id from import_stage s
+                  where s.region_version_id is not null
+                    and not exists (select 1 from region_version v where v.id = s.region_version_id)
+             ) missing order by what limit 5",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("checking the imported rows' references"))?;
+        if !unknown.is_empty() {
+            return Err(StorageError::Inconsistent(format!(
+                "imported rows name what does not exist: {}",
+                unknown.join(", ")
+            )));
+        }
         let inserted = sqlx::query(&format!(
             "insert into report ({COLUMNS})
              select {COLUMNS} from import_stage

@@ -26,6 +26,9 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("bad geometry from the database: {0}")]
     Geometry(String),
+    /// data that gridwatch itself derived does not agree with the database
+    #[error("inconsistent data: {0}")]
+    Inconsistent(String),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;

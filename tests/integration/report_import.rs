@@ -209,3 +209,53 @@ async fn a_geojson_file_loads_and_a_bad_file_writes_nothing() {
     assert!(stderr.contains("nothing was written"), "{stderr}");
     assert_eq!(count(&db, "select count(*) from report").await, 2);
 }
+
+/// Without foreign keys on a report's references, the bulk path checks them itself: a row naming
+/// a region or category that does not exist fails the whole load, naming it, and writes nothing.
+#[tokio::test]
+async fn a_bulk_load_naming_unknown_regions_or_categories_writes_nothing() {
+    use gridwatch::storage::bulk::copy_line;
+    use gridwatch::storage::reports::NewReport;
+    let (db, _options) = fresh_db().await;
+    let row = |category: &str, grid: Option<&str>| NewReport {
+        category: category.into(),
+        lon: 106.84,
+        lat: 39.66,
+        input_lon: 106.84,
+        input_lat: 39.66,
+        input_crs: "wgs84",
+        description: String::new(),
+        source: "hotline",
+        reported_at: chrono::Utc::now(),
+        locate_status: "outside",
+        district_code: None,
+        street_code: None,
+        community_code: None,
+        grid_code: grid.map(str::to_owned),
+        micro_grid_code: None,
+        region_code: grid.map(str::to_owned),
+        region_version_id: None,
+        distance_m: None,
+        open311: None,
+        idempotency: None,
+        photos: Vec::new(),
+        reporter: None,
+    };
+    let mut good = String::new();
+    copy_line(&mut good, &row("oil_smoke", None), Some("ok-1"));
+    for (bad, named) in [
+        (
+            row("oil_smoke", Some("150302099099099")),
+            "region 150302099099099",
+        ),
+        (row("no_such_category", None), "category no_such_category"),
+    ] {
+        let mut text = good.clone();
+        copy_line(&mut text, &bad, None);
+        let err = db.copy_reports([text]).await.unwrap_err().to_string();
+        assert!(err.contains(named), "{err}");
+        assert_eq!(count(&db, "select count(*) from report").await, 0);
+    }
+    let loaded = db.copy_reports([good]).await.unwrap();
+    assert_eq!(loaded.inserted, 1);
+}
