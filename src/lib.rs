@@ -15,4 +15,5 @@ pub mod server;
 pub mod sketch;
 pub mod spatial;
 pub mod storage;
+pub mod tiles;
 pub mod workflow;

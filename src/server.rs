@@ -141,11 +141,16 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             basemap_style_url: opts.basemap_style_url,
         }),
     };
-    // The escalation scheduler and the notice courier run beside the server until shutdown.
+    // The escalation scheduler, the notice courier and the tile cache's change feed run beside
+    // the server until shutdown.
     let gw = state.gw.clone();
     let background = [
         tokio::spawn(crate::workflow::scheduler::run(gw.clone(), gw.stopping())),
         tokio::spawn(crate::workflow::courier::run(gw.clone(), gw.stopping())),
+        tokio::spawn(crate::workflow::tiles::follow_changes(
+            gw.clone(),
+            gw.stopping(),
+        )),
     ];
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await

@@ -17,6 +17,7 @@
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { basemapFont } from './basemap.js';
 import { t, applyStaticText, rememberLanguage, initialLanguage, formatNumber, nextLevelWord } from './i18n.js';
+import { el } from './dom.js';
 
 // Relative to the page, so the UI keeps working if the binary ever serves it under a path prefix.
 const API = 'api/v1';
@@ -542,23 +543,6 @@ function showPanel() {
 
 // ---------------------------------------------------------------------------------------------
 // DOM rendering
-
-/** Minimal element builder; text always goes through textContent, never innerHTML. */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? '' : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 function categoryName(code) {
   const entry = state.categoryIndex.get(code);

@@ -4,7 +4,7 @@
 // and `?lang=` override. Region names come from the data and stay Chinese in both languages;
 // category and department names come from the API (name_zh / name_en). Everything else the console
 // shows is here, so a translator edits one file. `{name}` placeholders are filled in by `t()`.
-import { DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, formatNumber, initialLanguage } from './i18n.js';
+import { DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, formatNumber, initialLanguage, translator } from './i18n.js';
 
 export { DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, formatNumber, initialLanguage };
 
@@ -695,22 +695,4 @@ const STRINGS = {
   },
 };
 
-/**
- * The string `key` in language `lang`, with `{name}` placeholders replaced from `params`.
- * A missing key shows as the key itself, so a gap is visible rather than silently blank.
- */
-export function t(lang, key, params = {}) {
-  const table = STRINGS[lang] ?? STRINGS[DEFAULT_LANGUAGE];
-  const text = table[key] ?? STRINGS[DEFAULT_LANGUAGE][key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
-}
-
-/** Whether the table has `key` (codes the server may add later fall back to the code itself). */
-export function has(key) {
-  return key in STRINGS[DEFAULT_LANGUAGE];
-}
-
-/** For checks: the keys of each language, so a test can find one missing in a translation. */
-export function keys(lang) {
-  return Object.keys(STRINGS[lang] ?? {});
-}
+export const { t, has, keys } = translator(STRINGS);

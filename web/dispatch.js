@@ -23,6 +23,7 @@
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { t, has, HTML_LANG, initialLanguage, formatNumber } from './dispatch-i18n.js';
 import { applyStaticText, rememberLanguage } from './i18n.js';
+import { el, setChildren } from './dom.js';
 import { basemapFont } from './basemap.js';
 
 // Relative to the page, so the console keeps working if the binary ever serves it under a prefix.
@@ -321,31 +322,6 @@ function leadName(routing) {
 
 // ---------------------------------------------------------------------------------------------
 // DOM helpers
-
-/** Minimal element builder; text always goes through textContent, never innerHTML. */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else if (key === 'value' || key === 'checked' || key === 'selected' || key === 'disabled') node[key] = value;
-    else node.setAttribute(key, value === true ? '' : value);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-/** Replaces a node's children; nested arrays are flattened and null/false/undefined left out (the
- * DOM's own replaceChildren would write them out as text). */
-function setChildren(node, ...children) {
-  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
-    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
-}
 
 function option(value, label, selected = false, attrs = {}) {
   return el('option', { value, selected, ...attrs }, label);
@@ -1372,7 +1348,6 @@ function createMap(container, options) {
 }
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
-
 
 function ensureCaseMap(center) {
   if (state.caseMap) return state.caseMapLoaded;

@@ -19,6 +19,7 @@ import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { TerraDraw, TerraDrawLineStringMode, TerraDrawRenderMode, TerraDrawSelectMode } from 'terra-draw';
 import { TerraDrawMapLibreGLAdapter } from './vendor/terra-draw-maplibre-gl-adapter/terra-draw-maplibre-gl-adapter.module.js';
 import { t, HTML_LANG, applyStaticText, rememberLanguage, initialLanguage, formatNumber } from './i18n.js';
+import { el } from './dom.js';
 
 const API = 'api/v1';
 const LANG_STORAGE_KEY = 'gridwatch.lang';
@@ -1626,18 +1627,6 @@ function renderStage() {
 
 // ---------------------------------------------------------------------------------------------
 // Rendering
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') node.className = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c != null));
-  return node;
-}
 
 function renderStaticText() {
   applyStaticText(state.lang, tr, 'ed_page_title');

@@ -454,14 +454,27 @@ const NEXT_LEVEL = {
 };
 
 /**
- * The string `key` in language `lang`, with `{name}` placeholders replaced from `params`.
- * A missing key shows as the key itself, so a gap is visible rather than silently blank.
+ * The lookups of one page's table `strings` (`{zh: {...}, en: {...}}`):
+ * - `t(lang, key, params)`: the string in `lang`, `{name}` placeholders replaced from `params`; a
+ *   key missing in `lang` falls back to Chinese, and one missing everywhere shows as the key
+ *   itself, so a gap is visible rather than silently blank;
+ * - `has(key)`: whether the table has `key` (codes the server may add later fall back to the code);
+ * - `keys(lang)`: for checks, the keys of one language, to find one missing in a translation.
  */
-export function t(lang, key, params = {}) {
-  const table = STRINGS[lang] ?? STRINGS[DEFAULT_LANGUAGE];
-  const text = table[key] ?? STRINGS[DEFAULT_LANGUAGE][key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+export function translator(strings) {
+  const fallback = strings[DEFAULT_LANGUAGE];
+  return {
+    t(lang, key, params = {}) {
+      const text = (strings[lang] ?? fallback)[key] ?? fallback[key] ?? key;
+      return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+    },
+    has: (key) => key in fallback,
+    keys: (lang) => Object.keys(strings[lang] ?? {}),
+  };
 }
+
+/** The map page's and the editor's strings. */
+export const { t } = translator(STRINGS);
 
 export function nextLevelWord(lang, level) {
   return (NEXT_LEVEL[lang] ?? NEXT_LEVEL[DEFAULT_LANGUAGE])[level] ?? level;

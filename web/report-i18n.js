@@ -5,7 +5,7 @@
 // category names come from the API (name_zh / name_en); error messages are the server's own.
 // Everything else the page shows is here, so a translator edits one file. `{name}` placeholders are
 // filled in by `t()`.
-import { DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, initialLanguage } from './i18n.js';
+import { DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, initialLanguage, translator } from './i18n.js';
 
 export { DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, initialLanguage };
 
@@ -284,22 +284,4 @@ const STRINGS = {
   },
 };
 
-/**
- * The string `key` in language `lang`, with `{name}` placeholders replaced from `params`.
- * A missing key shows as the key itself, so a gap is visible rather than silently blank.
- */
-export function t(lang, key, params = {}) {
-  const table = STRINGS[lang] ?? STRINGS[DEFAULT_LANGUAGE];
-  const text = table[key] ?? STRINGS[DEFAULT_LANGUAGE][key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
-}
-
-/** Whether the table has `key`. */
-export function has(key) {
-  return key in STRINGS[DEFAULT_LANGUAGE];
-}
-
-/** For checks: the keys of each language, so a test can find one missing in a translation. */
-export function keys(lang) {
-  return Object.keys(STRINGS[lang] ?? {});
-}
+export const { t, has, keys } = translator(STRINGS);

@@ -21,6 +21,7 @@ import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { basemapFont } from './basemap.js';
 import { applyStaticText, rememberLanguage, initialLanguage } from './i18n.js';
 import { t, HTML_LANG } from './report-i18n.js';
+import { el, setChildren } from './dom.js';
 
 // Relative to the page, so it keeps working if the binary ever serves it under a path prefix.
 const API = 'api/v1';
@@ -181,29 +182,6 @@ const outbox = {
 
 const $ = (id) => document.getElementById(id);
 const tr = (key, params) => t(state.lang, key, params);
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else if (key === 'value' || key === 'checked' || key === 'disabled') node[key] = value;
-    else node.setAttribute(key, value === true ? '' : value);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-/** Replaces a node's children, leaving out null/false/undefined. */
-function setChildren(node, ...children) {
-  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
-    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
-}
 
 function categoryName(code) {
   const category = state.categoryIndex.get(code);

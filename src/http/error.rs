@@ -80,6 +80,13 @@ impl From<StorageError> for ApiError {
                 sqlx::Error::Database(d) => {
                     // Constraint violations are the client's doing: name the constraint.
                     if let Some(code) = d.code() {
+                        // Text PostgreSQL cannot store (a NUL character): the client's.
+                        if code == "22021" || code == "22P05" {
+                            return ApiError::bad_request(
+                                "text with a NUL character (U+0000) cannot be stored or searched",
+                                None,
+                            );
+                        }
                         if code == "23503" || code == "23514" || code == "23505" {
                             return ApiError::invalid(
                                 d.constraint().unwrap_or("request"),

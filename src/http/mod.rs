@@ -12,6 +12,7 @@ mod photos;
 mod regions;
 mod reports;
 mod sketches;
+mod tiles;
 
 use crate::workflow::Gridwatch;
 use axum::extract::DefaultBodyLimit;
@@ -77,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/reports", get(reports::list).post(reports::create))
         .route("/reports/heat", get(reports::heat))
+        .route("/reports/trend", get(reports::trend))
         .route("/reports/{id}", get(reports::get_one))
         .route(
             "/photos",
@@ -138,6 +140,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/openapi.json", get(openapi::serve))
+        .route("/tiles/{file}", get(tiles::tilejson))
+        .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::tile))
         .route(
             "/api/docs",
             get(|| async { axum::response::Redirect::permanent("/api-docs.html") }),

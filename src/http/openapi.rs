@@ -35,6 +35,7 @@ use utoipa::OpenApi;
         super::reports::get_one,
         super::reports::list,
         super::reports::heat,
+        super::reports::trend,
         super::photos::upload,
         super::photos::full,
         super::photos::thumbnail,

@@ -342,6 +342,103 @@ pub(super) async fn heat(
     ))
 }
 
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct TrendQuery {
+    /// a region code: that region and everything below it (default: the whole city)
+    region: Option<String>,
+    /// day, week (from Monday) or month (default), in China time
+    interval: Option<String>,
+    /// comma-separated category codes
+    category: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Most buckets one trend answers.
+pub const MAX_BUCKETS: i64 = 2000;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Trend {
+    /// the region asked for, absent for the whole city
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<crate::workflow::intake::Link>,
+    interval: String,
+    buckets: Vec<crate::storage::reports::TrendBucket>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/trend",
+    operation_id = "reports_trend",
+    tag = "reports",
+    summary = "Reports per day, week or month, of a region or the whole city, with how many of their cases are closed",
+    params(TrendQuery),
+    responses(
+        (status = 200, description = "every bucket from the first to the last, empty ones included", body = Trend),
+        (status = 404, description = "not found", body = crate::http::error::ErrorBody),
+        (status = 422, description = "a value is wrong; `field` names it", body = crate::http::error::ErrorBody)
+    )
+)]
+pub(super) async fn trend(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Trend>> {
+    use crate::storage::reports::Interval;
+    let q: TrendQuery = query(raw)?;
+    let interval_name = q.interval.as_deref().unwrap_or("month");
+    let interval = Interval::parse(interval_name).ok_or_else(|| {
+        ApiError::invalid(
+            "interval",
+            format!("{interval_name:?}: expected day, week or month"),
+        )
+    })?;
+    let filter = FilterQuery {
+        region: q.region.clone(),
+        category: q.category.clone(),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        ..Default::default()
+    }
+    .to_filter()?;
+    check_categories(&s, &filter)?;
+    let region = match &filter.region {
+        None => None,
+        Some(code) => {
+            let name =
+                s.gw.index()
+                    .get(code)
+                    .map(|r| r.name.clone())
+                    .ok_or_else(|| ApiError::NotFound(format!("no region with code {code}")))?;
+            Some(crate::workflow::intake::Link {
+                code: code.clone(),
+                name,
+            })
+        }
+    };
+    if let (Some(f), Some(t)) = (filter.from, filter.to) {
+        let days = (t - f).num_days();
+        let buckets = match interval {
+            Interval::Day => days,
+            Interval::Week => days / 7,
+            Interval::Month => days / 28,
+        };
+        if buckets > MAX_BUCKETS {
+            return Err(ApiError::invalid(
+                "interval",
+                format!("{buckets} buckets of a {interval_name} from {} to {}: at most {MAX_BUCKETS}; choose a longer interval or a shorter span", q.from.unwrap_or_default(), q.to.unwrap_or_default()),
+            ));
+        }
+    }
+    let buckets = s.gw.db.trend(&filter, interval).await?;
+    Ok(Json(Trend {
+        region,
+        interval: interval.as_str().to_owned(),
+        buckets,
+    }))
+}
+
 /// Six decimals is 0.1 m: plenty for a heatmap, and a third of the bytes.
 fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6

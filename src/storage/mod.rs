@@ -10,6 +10,7 @@ pub mod redraw;
 pub mod regions;
 pub mod reports;
 pub mod sketches;
+pub mod tiles;
 
 use geo::{Geometry, MultiPolygon};
 use geozero::wkb::{FromWkb, WkbDialect};

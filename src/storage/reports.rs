@@ -241,3 +241,81 @@ const REPORT_SELECT: &str = "select r.id, r.category, st_x(r.geom) as lon, st_y(
         r.locate_status, r.district_code, r.street_code, r.community_code, r.grid_code,
         r.micro_grid_code, r.region_code, v.version as region_version, r.distance_m
    from report r left join region_version v on v.id = r.region_version_id";
+
+/// The width of a trend's buckets, in China time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Day,
+    Week,
+    Month,
+}
+
+impl Interval {
+    pub fn parse(s: &str) -> Option<Interval> {
+        match s {
+            "day" => Some(Interval::Day),
+            "week" => Some(Interval::Week),
+            "month" => Some(Interval::Month),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Day => "day",
+            Interval::Week => "week",
+            Interval::Month => "month",
+        }
+    }
+}
+
+/// One bucket of a trend: its first day (China time), the reports filed in it, and of the cases
+/// they opened those closed (or evaluated) by now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct TrendBucket {
+    #[schema(value_type = String, format = Date)]
+    pub start: chrono::NaiveDate,
+    pub reports: i64,
+    pub closed: i64,
+}
+
+impl Db {
+    /// Reports per day, week (from Monday) or month under `filter` (bbox ignored), every bucket
+    /// from the first report's to the last's (or `from` to `to` when given), empty ones included.
+    pub async fn trend(
+        &self,
+        filter: &ReportFilter,
+        interval: Interval,
+    ) -> Result<Vec<TrendBucket>> {
+        let sql = format!(
+            "with r as (
+                 select (r.reported_at at time zone 'Asia/Shanghai') as local,
+                        c.state in ('closed', 'evaluated') as closed
+                   from report r left join dispatch_case c on c.report_id = r.id
+                  where {FILTER_SQL}),
+             span as (
+                 select date_trunc('{i}', coalesce($4 at time zone 'Asia/Shanghai', min(local))) as first,
+                        date_trunc('{i}', coalesce(($5 at time zone 'Asia/Shanghai') - interval '1 microsecond',
+                                                   max(local))) as last
+                   from r),
+             buckets as (
+                 select generate_series(first, last, interval '1 {i}') as start from span
+                  where first is not null)
+             select b.start::date as start, count(r.local) as reports,
+                    count(*) filter (where r.closed) as closed
+               from buckets b
+               left join r on date_trunc('{i}', r.local) = b.start
+              group by b.start order by b.start",
+            i = interval.as_str()
+        );
+        sqlx::query_as(&sql)
+            .bind(None::<Vec<f64>>)
+            .bind(filter.region.as_deref())
+            .bind(&filter.categories)
+            .bind(filter.from)
+            .bind(filter.to)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("counting a trend"))
+    }
+}

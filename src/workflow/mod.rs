@@ -12,6 +12,7 @@ pub mod photos;
 pub mod redraw;
 pub mod report_import;
 pub mod scheduler;
+pub mod tiles;
 
 use crate::domain::case::IllegalTransition;
 use crate::domain::routing::RoutingRule;
@@ -85,6 +86,8 @@ pub struct Gridwatch {
     stop: Arc<tokio::sync::watch::Sender<bool>>,
     /// the photo directory
     photos: photos::PhotoStore,
+    /// built vector tiles, dropped by area as reports and cases change (`tiles::follow_changes`)
+    pub tiles: Arc<crate::tiles::cache::TileCache>,
 }
 
 /// Routing rules and departments, read on every report: swapped whole like the index.
@@ -128,6 +131,7 @@ impl Gridwatch {
             intake: group_commit::GroupCommit::start(db.clone()),
             stop: Arc::new(tokio::sync::watch::channel(false).0),
             photos: photos::PhotoStore::new(std::env::temp_dir().join("gridwatch-photos")),
+            tiles: Arc::new(crate::tiles::cache::TileCache::new(tiles::CACHE_BYTES)),
         };
         gw.reload().await?;
         gw.reload_dispatch().await?;

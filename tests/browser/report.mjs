@@ -640,7 +640,7 @@ async function main() {
     });
     expect(worker.controlled, 'the service worker does not control the page');
     expect(new URL(worker.scope).pathname === '/report', `the service worker's scope is ${worker.scope}, not /report`);
-    for (const path of ['/report.html', '/report.js', '/report.css', '/report-i18n.js', '/i18n.js', '/basemap.js',
+    for (const path of ['/report.html', '/report.js', '/report.css', '/report-i18n.js', '/i18n.js', '/dom.js', '/basemap.js',
       '/vendor/maplibre-gl/maplibre-gl.mjs', '/vendor/maplibre-gl/maplibre-gl.css', '/api/v1/categories']) {
       expect(worker.cached.includes(path), `the service worker did not cache ${path} (cached: ${worker.cached.join(', ')})`);
     }

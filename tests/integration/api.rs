@@ -342,6 +342,13 @@ async fn bad_queries_are_named() {
             "limit",
         ),
         ("/api/v1/reports?page=2", StatusCode::BAD_REQUEST, ""),
+        // found by schemathesis: a NUL reached PostgreSQL and came back as a 500
+        (
+            "/api/v1/publications?parent=ab%00c",
+            StatusCode::BAD_REQUEST,
+            "parent",
+        ),
+        ("/api/v1/regions/1503%0002", StatusCode::BAD_REQUEST, ""),
         (
             "/api/v1/regions?level=village",
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -18,3 +18,4 @@ mod redraw;
 mod report_import;
 mod sketches;
 mod support;
+mod tiles;

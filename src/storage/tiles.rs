@@ -1,0 +1,221 @@
+//! Mapbox Vector Tiles built by PostGIS (`ST_AsMVT`): incidents as weighted cells or raw points,
+//! and grids with their figures under the same filter.
+
+use super::dispatch::SATISFIED_AT_LEAST;
+use super::{db, Db, Result};
+use crate::tiles::{TileFilter, TileId, BUFFER, CELLS_PER_SIDE, EXTENT, MAX_RAW_FEATURES};
+use chrono::{DateTime, Utc};
+
+/// The filter on reports `rp`: `$4` categories, `$5` from, `$6` to, `$7` sources, `$8` case states
+/// (each null for "all").
+const REPORT_FILTER: &str = "($4::text[] is null or rp.category = any($4))
+    and ($5::timestamptz is null or rp.reported_at >= $5)
+    and ($6::timestamptz is null or rp.reported_at < $6)
+    and ($7::text[] is null or rp.source = any($7))
+    and ($8::text[] is null or exists (select 1 from dispatch_case sc
+                                        where sc.report_id = rp.id and sc.state = any($8)))";
+
+fn list(v: &[String]) -> Option<Vec<String>> {
+    (!v.is_empty()).then(|| v.to_vec())
+}
+
+/// The tile envelope in Web Mercator (`e`), and in lon/lat with the buffer (`b`), for `$1..$3`.
+fn envelope() -> String {
+    let margin = BUFFER as f64 / EXTENT as f64;
+    format!(
+        "box as (select st_tileenvelope($1, $2, $3) as e,
+                        st_transform(st_tileenvelope($1, $2, $3, margin => {margin}), 4326) as b)"
+    )
+}
+
+impl Db {
+    /// The incidents of a tile: cells of `cell_m` metres with their `count` below the raw zoom;
+    /// at and above it raw points (`id`, `category`, `source`, `state`, `reported_at` in epoch
+    /// seconds, `count` 1), or fine cells when there would be more than [`MAX_RAW_FEATURES`].
+    pub async fn incidents_tile(&self, tile: TileId, filter: &TileFilter) -> Result<Vec<u8>> {
+        let cell = match tile.cell_m() {
+            Some(c) => c,
+            None => {
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "with {} select count(*) from (
+                         select 1 from report rp, box
+                          where rp.geom && box.b and {REPORT_FILTER}
+                          limit {}) few",
+                    envelope(),
+                    MAX_RAW_FEATURES + 1
+                ))
+                .bind(tile.z as i32)
+                .bind(tile.x as i32)
+                .bind(tile.y as i32)
+                .bind(list(&filter.categories))
+                .bind(filter.from)
+                .bind(filter.to)
+                .bind(list(&filter.sources))
+                .bind(list(&filter.states))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("counting a tile's incidents"))?;
+                if n as usize <= MAX_RAW_FEATURES {
+                    return self.raw_incidents_tile(tile, filter).await;
+                }
+                tile.width_m() / (2 * CELLS_PER_SIDE) as f64
+            }
+        };
+        let sql = format!(
+            "with {env},
+             cells as (
+                 select floor(st_x(p) / $9) as cx, floor(st_y(p) / $9) as cy, count(*) as n
+                   from (select st_transform(rp.geom, 3857) as p
+                           from report rp, box
+                          where rp.geom && box.b and {REPORT_FILTER}) pts
+                  group by 1, 2)
+             select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
+                 select st_asmvtgeom(st_setsrid(st_makepoint((cx + 0.5) * $9, (cy + 0.5) * $9), 3857),
+                                     box.e, {EXTENT}, {BUFFER}, true) as geom,
+                        n::int4 as count
+                   from cells, box) t where geom is not null), ''::bytea)",
+            env = envelope()
+        );
+        sqlx::query_scalar(&sql)
+            .bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .bind(list(&filter.categories))
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(list(&filter.sources))
+            .bind(list(&filter.states))
+            .bind(cell)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("building an incidents tile"))
+    }
+
+    async fn raw_incidents_tile(&self, tile: TileId, filter: &TileFilter) -> Result<Vec<u8>> {
+        let sql = format!(
+            "with {env}
+             select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
+                 select st_asmvtgeom(st_transform(rp.geom, 3857), box.e, {EXTENT}, {BUFFER}, true) as geom,
+                        rp.id, rp.category, rp.source, c.state,
+                        extract(epoch from rp.reported_at)::int8 as reported_at, 1::int4 as count
+                   from report rp
+                   cross join box
+                   left join dispatch_case c on c.report_id = rp.id
+                  where rp.geom && box.b and {REPORT_FILTER}) t where geom is not null), ''::bytea)",
+            env = envelope()
+        );
+        sqlx::query_scalar(&sql)
+            .bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .bind(list(&filter.categories))
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(list(&filter.sources))
+            .bind(list(&filter.states))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("building an incidents tile"))
+    }
+
+    /// The current grids and micro-grids of a tile, each with its figures for the reports under
+    /// the filter: `reports`, `density_km2`, `area_km2`, `cases`, `closure_rate` (closed of the
+    /// cases not rejected), `overdue` (open past a deadline or with an unanswered card) and
+    /// `satisfaction_rate` (rated 4 or 5 of those rated), as in the dispatch figures.
+    pub async fn grids_tile(
+        &self,
+        tile: TileId,
+        filter: &TileFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>> {
+        let sql = format!(
+            "with {env},
+             g as (
+                 select r.code, r.name, r.level, v.geom, st_area(v.geom::geography) / 1e6 as area_km2
+                   from region r
+                   join region_version v on v.region_code = r.code and v.valid_to is null
+                  cross join box
+                  where r.level in ('grid', 'micro_grid') and v.geom && box.b),
+             rep as (
+                 select g.code, count(*) as reports
+                   from g join report rp
+                     on (case when g.level = 'grid' then rp.grid_code else rp.micro_grid_code end) = g.code
+                  where {REPORT_FILTER}
+                  group by g.code),
+             cs as (
+                 select g.code, count(*) as cases,
+                        count(*) filter (where c.state in ('closed', 'evaluated')) as closed,
+                        count(*) filter (where c.state <> 'rejected') as accountable,
+                        count(c.satisfaction) as rated,
+                        count(*) filter (where c.satisfaction >= {SATISFIED_AT_LEAST}) as satisfied,
+                        count(*) filter (where c.state in ('accepted', 'whistled', 'acknowledged')
+                                           and (coalesce(c.deadline < $9, false)
+                                                or exists (select 1 from case_whistle w
+                                                            where w.case_id = c.id
+                                                              and w.acknowledged_at is null
+                                                              and w.card is not null))) as overdue
+                   from g
+                   join dispatch_case c
+                     on (case when g.level = 'grid' then c.grid_code else c.micro_grid_code end) = g.code
+                   join report rp on rp.id = c.report_id
+                  where c.state <> 'merged' and {REPORT_FILTER}
+                  group by g.code)
+             select coalesce((select st_asmvt(t, 'grids', {EXTENT}, 'geom') from (
+                 select st_asmvtgeom(st_transform(g.geom, 3857), box.e, {EXTENT}, {BUFFER}, true) as geom,
+                        g.code, g.name, g.level,
+                        coalesce(rep.reports, 0)::int4 as reports,
+                        (coalesce(rep.reports, 0) / nullif(g.area_km2, 0))::float8 as density_km2,
+                        g.area_km2::float8 as area_km2,
+                        coalesce(cs.cases, 0)::int4 as cases,
+                        (cs.closed::float8 / nullif(cs.accountable, 0)) as closure_rate,
+                        coalesce(cs.overdue, 0)::int4 as overdue,
+                        (cs.satisfied::float8 / nullif(cs.rated, 0)) as satisfaction_rate
+                   from g cross join box
+                   left join rep on rep.code = g.code
+                   left join cs on cs.code = g.code) t where geom is not null), ''::bytea)",
+            env = envelope()
+        );
+        sqlx::query_scalar(&sql)
+            .bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .bind(list(&filter.categories))
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(list(&filter.sources))
+            .bind(list(&filter.states))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("building a grids tile"))
+    }
+}
+
+impl Db {
+    /// A connection listening on `channel`, outside the pool's connections.
+    pub async fn listen(&self, channel: &str) -> Result<sqlx::postgres::PgListener> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db("connecting the change feed"))?;
+        listener
+            .listen(channel)
+            .await
+            .map_err(db("listening to the change feed"))?;
+        Ok(listener)
+    }
+
+    /// `[west, south, east, north]` of the current boundaries; `None` with no regions.
+    pub async fn current_bounds(&self) -> Result<Option<[f64; 4]>> {
+        let row: (Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+            "select st_xmin(b), st_ymin(b), st_xmax(b), st_ymax(b)
+               from (select st_extent(geom)::geometry as b from region_version where valid_to is null) e",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("measuring the map's bounds"))?;
+        Ok(match row {
+            (Some(w), Some(s), Some(e), Some(n)) => Some([w, s, e, n]),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! Serving vector tiles: from the cache, or built in PostGIS, gzip-compressed and tagged; and the
+//! task that follows the database's change feed (`gridwatch_tiles` notifications, migration 0011)
+//! to drop the tiles over each change.
+
+use super::{Gridwatch, Result};
+use crate::tiles::cache::{CachedTile, TileCache, TileKey};
+use crate::tiles::{Layer, TileFilter, TileId};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes of compressed tiles kept.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// The notification channel of migration 0011.
+pub const CHANNEL: &str = "gridwatch_tiles";
+/// Grid figures count cases overdue by the clock, which moves without any write: a grid tile is
+/// rebuilt after this long even if nothing changed.
+pub const GRID_TILE_TTL: Duration = Duration::from_secs(60);
+
+/// A tile ready to send.
+#[derive(Debug, Clone)]
+pub struct Tile {
+    pub gzip: Arc<Vec<u8>>,
+    pub etag: String,
+    pub from_cache: bool,
+}
+
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 2 + 64),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(bytes)?;
+    enc.finish()
+}
+
+impl Gridwatch {
+    /// One tile of `layer` under `filter` (normalised by the caller).
+    pub async fn tile(&self, layer: Layer, tile: TileId, filter: &TileFilter) -> Result<Tile> {
+        let key = TileKey {
+            layer,
+            tile,
+            filter: filter.query(),
+        };
+        if let Some(hit) = self.tiles.get(&key) {
+            let fresh = layer != Layer::Grids || hit.built.elapsed() < GRID_TILE_TTL;
+            if fresh {
+                return Ok(Tile {
+                    gzip: hit.gzip,
+                    etag: hit.etag,
+                    from_cache: true,
+                });
+            }
+        }
+        let generation = self.tiles.generation();
+        let mvt = match layer {
+            Layer::Incidents => self.db.incidents_tile(tile, filter).await?,
+            Layer::Grids => self.db.grids_tile(tile, filter, self.clock.now()).await?,
+        };
+        let (gzip, etag) = tokio::task::spawn_blocking(move || {
+            let digest = Sha256::digest(&mvt);
+            let etag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+            gzip(&mvt).map(|g| (g, format!("\"{etag}\"")))
+        })
+        .await
+        .map_err(|e| super::WorkflowError::Unavailable(format!("compressing a tile: {e}")))?
+        .map_err(|e| super::WorkflowError::Unavailable(format!("compressing a tile: {e}")))?;
+        let gzip = Arc::new(gzip);
+        self.tiles.insert(
+            key,
+            CachedTile {
+                gzip: gzip.clone(),
+                etag: etag.clone(),
+                built: Instant::now(),
+            },
+            generation,
+        );
+        Ok(Tile {
+            gzip,
+            etag,
+            from_cache: false,
+        })
+    }
+
+    /// The lon/lat box of the current boundaries, for TileJSON.
+    pub async fn map_bounds(&self) -> Result<Option<[f64; 4]>> {
+        Ok(self.db.current_bounds().await?)
+    }
+}
+
+/// Applies one notification payload of migration 0011 to the cache.
+pub fn apply_change(cache: &TileCache, payload: &str) {
+    #[derive(serde::Deserialize)]
+    struct Change {
+        table: String,
+        bbox: Option<[f64; 4]>,
+    }
+    match serde_json::from_str::<Change>(payload) {
+        Ok(Change {
+            bbox: Some(bbox), ..
+        }) => cache.invalidate_area(bbox),
+        Ok(Change { table, bbox: None }) if table == "region_version" => {
+            cache.invalidate_layer(Some(Layer::Grids))
+        }
+        // Something unexpected: forget everything rather than serve a stale tile.
+        _ => cache.invalidate_layer(None),
+    }
+}
+
+/// Follows the change feed until `stop`: each notification drops the tiles over its area. When
+/// the feed is lost (and so notifications may have been missed) the whole cache is dropped.
+pub async fn follow_changes(gw: Gridwatch, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let mut listener = match gw.db.listen(CHANNEL).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("tile change feed unavailable, retrying: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        // Whatever was cached before listening may have missed a change.
+        gw.tiles.invalidate_layer(None);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                n = listener.try_recv() => match n {
+                    Ok(Some(n)) => apply_change(&gw.tiles, n.payload()),
+                    Ok(None) => {
+                        tracing::warn!("tile change feed reconnected; dropping all cached tiles");
+                        gw.tiles.invalidate_layer(None);
+                    }
+                    Err(e) => {
+                        tracing::warn!("tile change feed lost: {e}");
+                        gw.tiles.invalidate_layer(None);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_drop_what_they_name() {
+        let cache = TileCache::new(1 << 20);
+        let here = TileKey {
+            layer: Layer::Incidents,
+            tile: TileId::containing(14, 106.84, 39.66),
+            filter: String::new(),
+        };
+        let grid = TileKey {
+            layer: Layer::Grids,
+            ..here.clone()
+        };
+        let put = |k: &TileKey| {
+            cache.insert(
+                k.clone(),
+                CachedTile {
+                    gzip: Arc::new(vec![1]),
+                    etag: "\"x\"".into(),
+                    built: Instant::now(),
+                },
+                cache.generation(),
+            )
+        };
+        put(&here);
+        put(&grid);
+        apply_change(&cache, r#"{"table": "region_version"}"#);
+        assert!(cache.get(&here).is_some() && cache.get(&grid).is_none());
+        put(&grid);
+        apply_change(&cache, r#"{"table": "report", "bbox": [120, 30, 121, 31]}"#);
+        assert!(cache.get(&here).is_some() && cache.get(&grid).is_none());
+        apply_change(
+            &cache,
+            r#"{"table": "report", "bbox": [106.84, 39.66, 106.84, 39.66]}"#,
+        );
+        assert!(cache.get(&here).is_none());
+        put(&here);
+        apply_change(&cache, "not json");
+        assert!(cache.get(&here).is_none());
+    }
+}

@@ -1,0 +1,469 @@
+//! Vector tiles against a real PostGIS: incidents as weighted cells below the raw zoom and as
+//! points from it, grids with their figures, filters, gzip, ETag and 304, the cache and its
+//! invalidation by the database's change feed, TileJSON, and bad requests named.
+
+use crate::support::{demo_app, TestApp};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use geozero::mvt::{Message, Tile};
+use gridwatch::tiles::TileId;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Read;
+use tower::ServiceExt;
+
+/// Inside 育才社区第16网格 of the demo.
+const HERE: (f64, f64) = (106.8415, 39.664);
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+async fn get(app: &TestApp, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = Request::builder().uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn header<'a>(a: &'a Answer, name: &str) -> &'a str {
+    a.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The features of a tile's one layer, each as its properties.
+fn features(mvt: &[u8], layer: &str) -> Vec<HashMap<String, Value>> {
+    if mvt.is_empty() {
+        return Vec::new();
+    }
+    let tile = Tile::decode(mvt).expect("a vector tile");
+    assert_eq!(tile.layers.len(), 1, "one layer");
+    let l = &tile.layers[0];
+    assert_eq!(l.name, layer);
+    assert_eq!(l.extent, Some(4096));
+    l.features
+        .iter()
+        .map(|f| {
+            f.tags
+                .chunks(2)
+                .map(|kv| {
+                    let v = &l.values[kv[1] as usize];
+                    let value = if let Some(s) = &v.string_value {
+                        json!(s)
+                    } else if let Some(i) = v.int_value.or(v.sint_value) {
+                        json!(i)
+                    } else if let Some(u) = v.uint_value {
+                        json!(u)
+                    } else if let Some(d) = v.double_value {
+                        json!(d)
+                    } else if let Some(f) = v.float_value {
+                        json!(f)
+                    } else {
+                        json!(v.bool_value)
+                    };
+                    (l.keys[kv[0] as usize].clone(), value)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn total(features: &[HashMap<String, Value>]) -> i64 {
+    features.iter().map(|f| f["count"].as_i64().unwrap()).sum()
+}
+
+async fn file(app: &TestApp, category: &str, lon: f64, lat: f64) -> i64 {
+    let (status, body) = app
+        .post(
+            "/api/v1/reports",
+            &json!({"category": category, "lon": lon, "lat": lat, "source": "grid_worker"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+/// 40 reports in a ~300 m square around HERE: 30 fire lanes, 10 oil smoke.
+async fn file_forty(app: &TestApp) {
+    for i in 0..40 {
+        let (dx, dy) = ((i % 8) as f64 * 0.0004, (i / 8) as f64 * 0.0004);
+        let category = if i % 4 == 3 {
+            "oil_smoke"
+        } else {
+            "fire_lane_blocked"
+        };
+        file(app, category, HERE.0 - 0.0014 + dx, HERE.1 - 0.001 + dy).await;
+    }
+}
+
+/// What PostGIS counts inside a tile (with its buffer), to check the tiles against.
+async fn reports_in(app: &TestApp, t: TileId, category: Option<&str>) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from report
+          where geom && st_transform(st_tileenvelope($1, $2, $3, margin => 0.015625), 4326)
+            and ($4::text is null or category = $4)",
+    )
+    .bind(t.z as i32)
+    .bind(t.x as i32)
+    .bind(t.y as i32)
+    .bind(category)
+    .fetch_one(app.gw.db.pool())
+    .await
+    .unwrap()
+}
+
+fn path(layer: &str, t: TileId) -> String {
+    format!("/tiles/{layer}/{}/{}/{}.mvt", t.z, t.x, t.y)
+}
+
+#[tokio::test]
+async fn incidents_come_as_weighted_cells_below_the_raw_zoom_and_as_points_from_it() {
+    let app = demo_app().await;
+    file_forty(&app).await;
+
+    let z12 = TileId::containing(12, HERE.0, HERE.1);
+    let a = get(&app, &path("incidents", z12), &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        header(&a, "content-type"),
+        "application/vnd.mapbox-vector-tile"
+    );
+    let cells = features(&a.body, "incidents");
+    assert_eq!(total(&cells), reports_in(&app, z12, None).await);
+    assert_eq!(total(&cells), 40);
+    // ~76 m cells over a 300 m square: several cells, fewer than the reports
+    assert!(cells.len() > 4 && cells.len() < 40, "{} cells", cells.len());
+    assert!(cells.iter().all(|c| !c.contains_key("category")));
+
+    let filtered = get(
+        &app,
+        &format!("{}?category=oil_smoke", path("incidents", z12)),
+        &[],
+    )
+    .await;
+    assert_eq!(total(&features(&filtered.body, "incidents")), 10);
+
+    let z16 = TileId::containing(16, HERE.0, HERE.1);
+    let points = features(
+        &get(&app, &path("incidents", z16), &[]).await.body,
+        "incidents",
+    );
+    assert_eq!(points.len() as i64, reports_in(&app, z16, None).await);
+    assert!(!points.is_empty());
+    for p in &points {
+        assert_eq!(p["count"], 1);
+        assert!(p["id"].as_i64().is_some() && p["reported_at"].as_i64().is_some());
+        assert_eq!(p["source"], "grid_worker");
+        assert_eq!(p["state"], "reported");
+    }
+    // A state filter: every case is still `reported`.
+    let closed = get(
+        &app,
+        &format!("{}?state=closed", path("incidents", z12)),
+        &[],
+    )
+    .await;
+    assert!(features(&closed.body, "incidents").is_empty());
+    // A time filter before any report: an empty tile, still a 200.
+    let old = get(
+        &app,
+        &format!("{}?to=2020-01-01", path("incidents", z12)),
+        &[],
+    )
+    .await;
+    assert_eq!(old.status, StatusCode::OK);
+    assert!(features(&old.body, "incidents").is_empty());
+}
+
+#[tokio::test]
+async fn grid_tiles_carry_each_grids_figures() {
+    let app = demo_app().await;
+    file_forty(&app).await;
+    let z13 = TileId::containing(13, HERE.0, HERE.1);
+    let grids = features(&get(&app, &path("grids", z13), &[]).await.body, "grids");
+    assert!(grids.len() > 5, "{} grids", grids.len());
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "select grid_code, count(*) from report where grid_code is not null group by 1",
+    )
+    .fetch_all(app.gw.db.pool())
+    .await
+    .unwrap();
+    assert!(!counted.is_empty());
+    for (code, n) in &counted {
+        let g = grids
+            .iter()
+            .find(|g| g["code"] == code.as_str())
+            .unwrap_or_else(|| panic!("grid {code} not in the tile"));
+        assert_eq!(g["reports"], *n, "{code}");
+        assert_eq!(g["cases"], *n, "{code}");
+        let density = g["density_km2"].as_f64().unwrap();
+        let area = g["area_km2"].as_f64().unwrap();
+        assert!((density * area - *n as f64).abs() < 1e-6, "{code}");
+        // nothing closed or rated yet
+        assert_eq!(g["closure_rate"], 0.0);
+        assert!(!g.contains_key("satisfaction_rate"));
+    }
+    let empty = grids
+        .iter()
+        .find(|g| g["reports"] == 0)
+        .expect("a grid with no reports");
+    assert!(!empty.contains_key("closure_rate"));
+    assert_eq!(empty["level"], "grid");
+}
+
+#[tokio::test]
+async fn tiles_are_gzipped_tagged_cached_and_dropped_when_reports_arrive_in_them() {
+    let app = demo_app().await;
+    file_forty(&app).await;
+    tokio::spawn(gridwatch::workflow::tiles::follow_changes(
+        app.gw.clone(),
+        app.gw.stopping(),
+    ));
+    // Connected, the feed drops the whole cache once (generation 1).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.gw.tiles.generation() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change feed never connected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let z14 = TileId::containing(14, HERE.0, HERE.1);
+    let uri = path("incidents", z14);
+
+    let plain = get(&app, &uri, &[]).await;
+    let gz = get(&app, &uri, &[("accept-encoding", "gzip")]).await;
+    assert_eq!(header(&gz, "content-encoding"), "gzip");
+    assert_eq!(header(&plain, "content-encoding"), "");
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(gz.body.as_slice())
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain.body);
+    assert!(gz.body.len() < plain.body.len());
+    let etag = header(&gz, "etag").to_owned();
+    assert!(etag.starts_with('"') && etag.len() > 10);
+    assert_eq!(etag, header(&plain, "etag"));
+
+    let again = get(&app, &uri, &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.body.is_empty());
+    assert_eq!(header(&again, "x-tile-cache"), "hit");
+
+    // Another tile, far from where the next report lands, stays cached.
+    let far = TileId::containing(14, 106.70, 39.40);
+    let far_uri = path("incidents", far);
+    get(&app, &far_uri, &[]).await;
+    assert_eq!(
+        header(&get(&app, &far_uri, &[]).await, "x-tile-cache"),
+        "hit"
+    );
+
+    // A report in the tile: the notification arrives after its commit; wait for it (≤ 10 s).
+    let before = total(&features(&plain.body, "incidents"));
+    file(&app, "fire_lane_blocked", HERE.0, HERE.1).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let now = loop {
+        let a = get(&app, &uri, &[("if-none-match", &etag)]).await;
+        if a.status == StatusCode::OK {
+            assert_ne!(header(&a, "etag"), etag);
+            assert_eq!(header(&a, "x-tile-cache"), "miss");
+            break total(&features(&a.body, "incidents"));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tile was never rebuilt after a new report in it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(now, before + 1);
+    assert_eq!(now, reports_in(&app, z14, None).await);
+    assert_eq!(
+        header(&get(&app, &far_uri, &[]).await, "x-tile-cache"),
+        "hit"
+    );
+}
+
+#[tokio::test]
+async fn tilejson_names_the_tiles_with_the_filter_and_bad_requests_are_named() {
+    let app = demo_app().await;
+    let a = get(
+        &app,
+        "/tiles/incidents.json?category=oil_smoke,fire_lane_blocked",
+        &[("host", "gridwatch.example:8080")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(doc["tilejson"], "3.0.0");
+    assert_eq!(
+        doc["tiles"][0],
+        "http://gridwatch.example:8080/tiles/incidents/{z}/{x}/{y}.mvt?category=fire_lane_blocked,oil_smoke"
+    );
+    let b = &doc["bounds"];
+    assert!(
+        b[0].as_f64().unwrap() > 106.0 && b[2].as_f64().unwrap() < 108.0,
+        "{b}"
+    );
+    assert_eq!(doc["vector_layers"][0]["id"], "incidents");
+    let g: Value = serde_json::from_slice(&get(&app, "/tiles/grids.json", &[]).await.body).unwrap();
+    assert!(g["vector_layers"][0]["fields"]["closure_rate"].is_string());
+
+    for (uri, status, needle) in [
+        (
+            "/tiles/incidents/23/0/0.mvt",
+            StatusCode::NOT_FOUND,
+            "zoom 23",
+        ),
+        (
+            "/tiles/incidents/3/8/0.mvt",
+            StatusCode::NOT_FOUND,
+            "below 8",
+        ),
+        (
+            "/tiles/heat/3/1/1.mvt",
+            StatusCode::NOT_FOUND,
+            "incidents and grids",
+        ),
+        ("/tiles/incidents/3/1/1.png", StatusCode::NOT_FOUND, ".mvt"),
+        (
+            "/tiles/incidents/3/a/1.mvt",
+            StatusCode::BAD_REQUEST,
+            "x \"a\"",
+        ),
+        (
+            "/tiles/incidents/3/1/1.mvt?category=noise",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown category",
+        ),
+        (
+            "/tiles/incidents/3/1/1.mvt?state=open",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown state",
+        ),
+        (
+            "/tiles/incidents/3/1/1.mvt?from=2026-03-02&to=2026-03-01",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "after from",
+        ),
+        (
+            "/tiles/incidents/3/1/1.mvt?colour=red",
+            StatusCode::BAD_REQUEST,
+            "colour",
+        ),
+        ("/tiles/incidents.xml", StatusCode::NOT_FOUND, "TileJSON"),
+    ] {
+        let a = get(&app, uri, &[]).await;
+        assert_eq!(a.status, status, "{uri}");
+        let body: Value = serde_json::from_slice(&a.body).unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{uri}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_trend_counts_reports_per_bucket_in_china_time_with_the_empty_ones() {
+    let app = demo_app().await;
+    // 2026-03-01 23:30 China time is still 1 March there (15:30 UTC).
+    for (at, category) in [
+        ("2026-01-05T10:00:00+08:00", "oil_smoke"),
+        ("2026-01-20T10:00:00+08:00", "fire_lane_blocked"),
+        ("2026-03-01T23:30:00+08:00", "oil_smoke"),
+        ("2026-03-31T16:30:00Z", "oil_smoke"), // 1 April, China time
+    ] {
+        let (status, body) = app
+            .post(
+                "/api/v1/reports",
+                &json!({"category": category, "lon": HERE.0, "lat": HERE.1, "source": "hotline",
+                        "reported_at": at}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, t) = app.get("/api/v1/reports/trend?interval=month").await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let buckets: Vec<(String, i64)> = t["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["start"].as_str().unwrap().to_owned(),
+                b["reports"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        buckets,
+        [
+            ("2026-01-01".to_owned(), 2),
+            ("2026-02-01".to_owned(), 0),
+            ("2026-03-01".to_owned(), 1),
+            ("2026-04-01".to_owned(), 1)
+        ]
+    );
+    assert!(t.get("region").is_none());
+
+    let grid = "150302003002016";
+    let (_, t) = app
+        .get(&format!(
+            "/api/v1/reports/trend?region={grid}&interval=week&category=oil_smoke&from=2026-03-01&to=2026-03-14"
+        ))
+        .await;
+    assert_eq!(t["region"]["code"], grid);
+    assert_eq!(t["region"]["name"], "育才社区第16网格");
+    let weeks: Vec<(&str, i64)> = t["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["start"].as_str().unwrap(), b["reports"].as_i64().unwrap()))
+        .collect();
+    // weeks start on Monday: 23 Feb (holding Sunday 1 March), 2 March, 9 March
+    assert_eq!(
+        weeks,
+        [("2026-02-23", 1), ("2026-03-02", 0), ("2026-03-09", 0)]
+    );
+
+    for (uri, status) in [
+        (
+            "/api/v1/reports/trend?interval=hour",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/v1/reports/trend?region=150302999",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/reports/trend?interval=day&from=2000-01-01&to=2026-01-01",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (got, body) = app.get(uri).await;
+        assert_eq!(got, status, "{uri}: {body}");
+    }
+}
