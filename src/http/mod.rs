@@ -6,6 +6,7 @@ mod dispatch;
 pub mod error;
 pub mod extract;
 mod geometry;
+mod hotspots;
 mod open311;
 pub mod openapi;
 mod photos;
@@ -79,6 +80,7 @@ pub fn app(state: AppState) -> Router {
         .route("/reports", get(reports::list).post(reports::create))
         .route("/reports/heat", get(reports::heat))
         .route("/reports/trend", get(reports::trend))
+        .route("/hotspots", get(hotspots::hotspots))
         .route("/reports/{id}", get(reports::get_one))
         .route(
             "/photos",

@@ -36,6 +36,7 @@ use utoipa::OpenApi;
         super::reports::list,
         super::reports::heat,
         super::reports::trend,
+        super::hotspots::hotspots,
         super::photos::upload,
         super::photos::full,
         super::photos::thumbnail,

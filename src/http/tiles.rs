@@ -45,7 +45,19 @@ fn comma_list(s: &Option<String>) -> Vec<String> {
 
 fn filter_of(s: &AppState, raw: Option<String>) -> ApiResult<TileFilter> {
     let q: TileQuery = query(raw)?;
-    let categories = comma_list(&q.category);
+    filter_from_parts(s, &q.category, &q.source, &q.state, &q.from, &q.to)
+}
+
+/// The filter of tiles and hot spots from its query parameters, each value checked.
+pub(super) fn filter_from_parts(
+    s: &AppState,
+    category: &Option<String>,
+    source: &Option<String>,
+    state: &Option<String>,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> ApiResult<TileFilter> {
+    let categories = comma_list(category);
     let known = s.gw.categories();
     if let Some(c) = categories.iter().find(|c| !known.contains_key(c.as_str())) {
         return Err(ApiError::invalid(
@@ -53,14 +65,14 @@ fn filter_of(s: &AppState, raw: Option<String>) -> ApiResult<TileFilter> {
             format!("unknown category {c:?}"),
         ));
     }
-    let sources = comma_list(&q.source);
+    let sources = comma_list(source);
     if let Some(bad) = sources.iter().find(|v| ReportSource::parse(v).is_err()) {
         return Err(ApiError::invalid(
             "source",
             format!("unknown source {bad:?}: expected grid_worker, rider, resident or hotline"),
         ));
     }
-    let states = comma_list(&q.state);
+    let states = comma_list(state);
     if let Some(bad) = states
         .iter()
         .find(|st| !CaseState::ALL.iter().any(|c| c.as_str() == st.as_str()))
@@ -70,15 +82,14 @@ fn filter_of(s: &AppState, raw: Option<String>) -> ApiResult<TileFilter> {
             format!("unknown state {bad:?}: expected reported, accepted, whistled, acknowledged, resolved, closed, evaluated, rejected or merged"),
         ));
     }
-    let from = q
-        .from
+    let from = from
         .as_deref()
         .map(|v| parse_time("from", v, false))
         .transpose()?;
-    let to =
-        q.to.as_deref()
-            .map(|v| parse_time("to", v, true))
-            .transpose()?;
+    let to = to
+        .as_deref()
+        .map(|v| parse_time("to", v, true))
+        .transpose()?;
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
             return Err(ApiError::invalid("to", "must be after from"));

@@ -219,3 +219,58 @@ impl Db {
         })
     }
 }
+
+/// One area of a hot-spot analysis: its code, name, the reports in it under the filter, and the
+/// codes of the areas that touch it (queen contiguity: a shared edge or corner).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AreaCount {
+    pub code: String,
+    pub name: String,
+    pub reports: i64,
+    pub touching: Vec<String>,
+}
+
+impl Db {
+    /// The current grids (under `parent`, by code prefix, when given) with their report counts
+    /// under `filter` and their neighbours.
+    pub async fn grid_counts(
+        &self,
+        parent: Option<&str>,
+        filter: &TileFilter,
+    ) -> Result<Vec<AreaCount>> {
+        let sql = format!(
+            "with g as (
+                 select r.code, r.name, v.geom
+                   from region r
+                   join region_version v on v.region_code = r.code and v.valid_to is null
+                  where r.level = 'grid' and ($1::text is null or r.code like $1 || '%')),
+             n as (
+                 select g.code, coalesce(array_agg(h.code order by h.code)
+                                             filter (where h.code is not null), '{{}}') as touching
+                   from g left join g h
+                     on h.code <> g.code and h.geom && g.geom and st_intersects(h.geom, g.geom)
+                  group by g.code),
+             c as (
+                 select rp.grid_code as code, count(*) as reports
+                   from report rp
+                  where rp.grid_code in (select code from g) and {REPORT_FILTER}
+                  group by rp.grid_code)
+             select g.code, g.name, coalesce(c.reports, 0) as reports, n.touching
+               from g join n on n.code = g.code left join c on c.code = g.code
+              order by g.code"
+        );
+        // $2 and $3 are unused: the report filter's parameters start at $4.
+        sqlx::query_as(&sql)
+            .bind(parent)
+            .bind(0i32)
+            .bind(0i32)
+            .bind(list(&filter.categories))
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(list(&filter.sources))
+            .bind(list(&filter.states))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("counting reports per grid for hot spots"))
+    }
+}

@@ -10,6 +10,7 @@ mod cli;
 mod crs_reference;
 mod demo;
 mod dispatch;
+mod hotspots;
 mod import;
 mod locate_oracle;
 mod open311;

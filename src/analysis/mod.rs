@@ -1,0 +1,3 @@
+//! Spatial statistics over the grid map (pure): hot spots.
+
+pub mod hotspots;

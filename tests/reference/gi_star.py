@@ -1,0 +1,44 @@
+"""Reference Gi* from PySAL's esda, for gridwatch's tests and benchmark.
+
+Reads {"y": [...], "neighbours": [[j, ...], ...]} (area i's neighbours, itself not listed) on
+stdin, runs esda.G_Local(y, w, transform="B", star=True, permutations=P) and writes
+{"z": [...], "p_sim": [...] | null, "seconds": t} on stdout, t being the time G_Local took.
+
+    tests/.venv/bin/python tests/reference/gi_star.py [--permutations P] < input.json
+"""
+import argparse
+import json
+import sys
+import time
+import warnings
+
+import numpy as np
+from esda.getisord import G_Local
+from libpysal.weights import W
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--permutations", type=int, default=0)
+    args = parser.parse_args()
+    data = json.load(sys.stdin)
+    y = np.asarray(data["y"], dtype=float)
+    neighbours = {i: list(js) for i, js in enumerate(data["neighbours"])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # islands
+        w = W(neighbours, silence_warnings=True)
+        started = time.perf_counter()
+        g = G_Local(y, w, transform="B", star=True, permutations=args.permutations, seed=12345)
+        seconds = time.perf_counter() - started
+    json.dump(
+        {
+            "z": [float(v) for v in g.Zs],
+            "p_sim": [float(v) for v in g.p_sim] if args.permutations else None,
+            "seconds": seconds,
+        },
+        sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    main()
