@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod bench_dispatch;
+pub mod bench_hotspots;
 pub mod bench_import;
 pub mod coverage;
 pub mod demo;

@@ -85,13 +85,20 @@ enum Command {
         /// locate: assign random points to the demo grids in memory and with PostGIS;
         /// dispatch: routing + case creation throughput, and 100,000 open deadlines
         /// import: `reports import` of a generated hotline CSV against a bare COPY
-        #[arg(default_value = "locate", value_parser = ["locate", "dispatch", "import"])]
+        /// hotspots: Gi* with permutations over the demo grids against PySAL esda
+        #[arg(default_value = "locate", value_parser = ["locate", "dispatch", "import", "hotspots"])]
         what: String,
         #[arg(long, default_value_t = 1_000_000)]
         points: usize,
         /// import: rows in the generated CSV
         #[arg(long, default_value_t = 200_000)]
         rows: usize,
+        /// hotspots: permutations per grid
+        #[arg(long, default_value_t = 999)]
+        permutations: usize,
+        /// hotspots: the Python with esda and libpysal
+        #[arg(long, default_value = "tests/.venv/bin/python")]
+        python: PathBuf,
         /// dispatch: reports filed per intake measurement
         #[arg(long, default_value_t = 20_000)]
         reports: usize,
@@ -483,6 +490,8 @@ async fn main() -> anyhow::Result<()> {
             what,
             points,
             rows,
+            permutations,
+            python,
             reports,
             clients,
             deadlines,
@@ -492,6 +501,15 @@ async fn main() -> anyhow::Result<()> {
         } => match what.as_str() {
             "import" => {
                 gridwatch::bench_import::run(rows, database_url.as_deref(), &data_dir).await
+            }
+            "hotspots" => {
+                gridwatch::bench_hotspots::run(
+                    permutations,
+                    &python,
+                    database_url.as_deref(),
+                    &data_dir,
+                )
+                .await
             }
             "dispatch" => {
                 let sizes = gridwatch::bench_dispatch::Sizes {

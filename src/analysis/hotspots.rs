@@ -12,9 +12,10 @@
 //! - `z_i = (G_i − E[G_i]) / √V[G_i]`.
 //!
 //! For the pseudo p-value, area i keeps its own value and its `W_i − 1` neighbours' places are
-//! filled with values drawn without replacement from the other `n − 1` areas; `p_sim` is
-//! `(m + 1) / (P + 1)`, m the number of the P draws at least as extreme in the observed direction
-//! (as esda folds it).
+//! filled with values drawn without replacement from the other `n − 1` areas; as in esda, one
+//! matrix of draws (P rows of distinct positions among "the others") serves every area. `p_sim`
+//! is `(m + 1) / (P + 1)`, m the number of the P draws at least as extreme in the observed
+//! direction (as esda folds it).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -111,8 +112,22 @@ pub fn gi_star(
             h
         })
         .collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut others: Vec<usize> = Vec::with_capacity(n);
+    // The draws, shared by every area as in esda: row r holds, for permutation r, distinct
+    // positions among "the other n − 1 areas", as many as the largest neighbourhood needs.
+    let kmax = hoods.iter().map(|h| h.len() - 1).max().unwrap_or(0);
+    let mut draws = vec![0u32; permutations * kmax];
+    if kmax > 0 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut pool: Vec<u32> = (0..(n - 1) as u32).collect();
+        for row in draws.chunks_mut(kmax) {
+            for (slot, out) in row.iter_mut().enumerate() {
+                let pick = rng.random_range(slot..pool.len());
+                pool.swap(slot, pick);
+                *out = pool[slot];
+            }
+        }
+    }
+    let mut others: Vec<f64> = Vec::with_capacity(n);
     let mut spots = Vec::with_capacity(n);
     for (i, hood) in hoods.iter().enumerate() {
         let card = hood.len() as f64;
@@ -126,20 +141,15 @@ pub fn gi_star(
         };
         let p_norm = 1.0 - normal_cdf(z.abs());
         let (p_sim, z_sim) = if permutations > 0 {
-            // Conditional randomisation: i keeps y_i; its k neighbours' places take k values of
-            // the other areas, drawn without replacement (a partial Fisher–Yates shuffle).
+            // Conditional randomisation: i keeps y_i; its k neighbours' places take the values
+            // of k of the other areas, distinct, from the shared draws.
             let k = hood.len() - 1;
             others.clear();
-            others.extend((0..n).filter(|&j| j != i));
+            others.extend(y[..i].iter().chain(&y[i + 1..]));
             let mut at_least = 0usize;
             let (mut s1, mut s2) = (0.0, 0.0);
-            for _ in 0..permutations {
-                let mut total = y[i];
-                for slot in 0..k {
-                    let pick = rng.random_range(slot..others.len());
-                    others.swap(slot, pick);
-                    total += y[others[slot]];
-                }
+            for row in draws.chunks_exact(kmax.max(1)).take(permutations) {
+                let total = y[i] + row[..k].iter().map(|&d| others[d as usize]).sum::<f64>();
                 let gs = total / sum;
                 if gs >= g {
                     at_least += 1;

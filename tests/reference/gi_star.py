@@ -2,7 +2,8 @@
 
 Reads {"y": [...], "neighbours": [[j, ...], ...]} (area i's neighbours, itself not listed) on
 stdin, runs esda.G_Local(y, w, transform="B", star=True, permutations=P) and writes
-{"z": [...], "p_sim": [...] | null, "seconds": t} on stdout, t being the time G_Local took.
+{"z": [...], "p_sim": [...] | null, "seconds": t} on stdout, t being the time G_Local took (a
+second call: the first, untimed, warms up numba's compiled kernels when numba is installed).
 
     tests/.venv/bin/python tests/reference/gi_star.py [--permutations P] < input.json
 """
@@ -27,6 +28,9 @@ def main():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # islands
         w = W(neighbours, silence_warnings=True)
+        if args.permutations:
+            # Warm up first, so numba's compilation (when numba is installed) is not timed.
+            G_Local(y, w, transform="B", star=True, permutations=args.permutations, seed=1)
         started = time.perf_counter()
         g = G_Local(y, w, transform="B", star=True, permutations=args.permutations, seed=12345)
         seconds = time.perf_counter() - started
