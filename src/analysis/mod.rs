@@ -1,3 +1,4 @@
-//! Spatial statistics over the grid map (pure): hot spots.
+//! Statistics over the grid map (pure): hot spots and emerging problems.
 
+pub mod emerging;
 pub mod hotspots;

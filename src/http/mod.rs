@@ -3,6 +3,7 @@
 
 mod cases;
 mod dispatch;
+mod emerging;
 pub mod error;
 pub mod extract;
 mod geometry;
@@ -81,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/reports/heat", get(reports::heat))
         .route("/reports/trend", get(reports::trend))
         .route("/hotspots", get(hotspots::hotspots))
+        .route("/emerging", get(emerging::emerging))
         .route("/reports/{id}", get(reports::get_one))
         .route(
             "/photos",

@@ -37,6 +37,7 @@ use utoipa::OpenApi;
         super::reports::heat,
         super::reports::trend,
         super::hotspots::hotspots,
+        super::emerging::emerging,
         super::photos::upload,
         super::photos::full,
         super::photos::thumbnail,

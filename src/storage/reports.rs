@@ -319,3 +319,54 @@ impl Db {
             .map_err(db("counting a trend"))
     }
 }
+
+/// A grid's reports of one category in three windows (see `analysis::emerging`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WindowCounts {
+    pub grid_code: String,
+    pub grid_name: String,
+    pub category: String,
+    pub current: i64,
+    pub previous: i64,
+    pub last_year: i64,
+}
+
+impl Db {
+    /// Per grid (under `region`) and category: the reports in `[cur_from, cur_to)`,
+    /// `[prev_from, cur_from)` and `[ly_from, ly_to)`, for the pairs with any in the current one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn window_counts(
+        &self,
+        region: Option<&str>,
+        categories: &[String],
+        prev_from: DateTime<Utc>,
+        cur_from: DateTime<Utc>,
+        cur_to: DateTime<Utc>,
+        ly_from: DateTime<Utc>,
+        ly_to: DateTime<Utc>,
+    ) -> Result<Vec<WindowCounts>> {
+        sqlx::query_as(
+            "select r.grid_code, g.name as grid_name, r.category,
+                    count(*) filter (where r.reported_at >= $4 and r.reported_at < $5) as current,
+                    count(*) filter (where r.reported_at >= $3 and r.reported_at < $4) as previous,
+                    count(*) filter (where r.reported_at >= $6 and r.reported_at < $7) as last_year
+               from report r join region g on g.code = r.grid_code
+              where ($1::text is null or r.region_code like $1 || '%')
+                and (cardinality($2::text[]) = 0 or r.category = any($2))
+                and ((r.reported_at >= $3 and r.reported_at < $5)
+                     or (r.reported_at >= $6 and r.reported_at < $7))
+              group by r.grid_code, g.name, r.category
+             having count(*) filter (where r.reported_at >= $4 and r.reported_at < $5) > 0",
+        )
+        .bind(region)
+        .bind(categories)
+        .bind(prev_from)
+        .bind(cur_from)
+        .bind(cur_to)
+        .bind(ly_from)
+        .bind(ly_to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("counting reports per period"))
+    }
+}

@@ -174,3 +174,128 @@ async fn gi_star_z_scores_equal_esda_and_the_classes_follow_the_fdr_threshold() 
         }
     }
 }
+
+#[tokio::test]
+async fn emerging_lists_a_grid_whose_complaints_jumped_first_and_steady_ones_as_not_rising() {
+    let app = demo_app().await;
+    // 育才社区第16网格 and a point in another grid of the demo
+    let jump = (106.8415, 39.664);
+    let (_, other) = app.get("/api/v1/locate?lon=106.8120&lat=39.6731").await;
+    let steady_code = other["grid"]["code"]
+        .as_str()
+        .expect("a grid there")
+        .to_owned();
+    let mut file = Vec::new();
+    // the week of Monday 2026-11-09: 8 oil-smoke reports in the first grid, 3 in the other
+    for day in 0..8 {
+        file.push((jump, format!("2026-11-{:02}T12:00:00+08:00", 9 + day % 7)));
+    }
+    for day in 0..3 {
+        file.push((
+            (106.8120, 39.6731),
+            format!("2026-11-{:02}T09:00:00+08:00", 10 + day),
+        ));
+    }
+    // the week before: 1 and 3; a year before: 0 and 2
+    file.push((jump, "2026-11-03T12:00:00+08:00".into()));
+    for day in 0..3 {
+        file.push((
+            (106.8120, 39.6731),
+            format!("2026-11-{:02}T09:00:00+08:00", 3 + day),
+        ));
+    }
+    for day in 0..2 {
+        file.push((
+            (106.8120, 39.6731),
+            format!("2025-11-{:02}T09:00:00+08:00", 10 + day),
+        ));
+    }
+    for ((lon, lat), at) in file {
+        let (status, body) = app
+            .post(
+                "/api/v1/reports",
+                &json!({"category": "oil_smoke", "lon": lon, "lat": lat, "source": "hotline", "reported_at": at}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, e) = app.get("/api/v1/emerging?period=week&at=2026-11-12").await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(
+        e["current"],
+        json!({"from": "2026-11-09", "to": "2026-11-15"})
+    );
+    assert_eq!(
+        e["previous"],
+        json!({"from": "2026-11-02", "to": "2026-11-08"})
+    );
+    assert_eq!(
+        e["last_year"],
+        json!({"from": "2025-11-09", "to": "2025-11-15"})
+    );
+    assert_eq!(e["rising"], 1);
+    let rows = e["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["grid"]["code"], "150302003002016");
+    assert_eq!(
+        (
+            rows[0]["current"].as_i64(),
+            rows[0]["previous"].as_i64(),
+            rows[0]["last_year"].as_i64()
+        ),
+        (Some(8), Some(1), Some(0))
+    );
+    assert_eq!(rows[0]["rising"], true);
+    assert!(rows[0]["p"].as_f64().unwrap() < 0.01);
+    assert_eq!(rows[1]["grid"]["code"], steady_code.as_str());
+    assert_eq!(
+        (
+            rows[1]["current"].as_i64(),
+            rows[1]["previous"].as_i64(),
+            rows[1]["last_year"].as_i64()
+        ),
+        (Some(3), Some(3), Some(2))
+    );
+    assert_eq!(rows[1]["rising"], false);
+
+    // By month, within one street, other categories only: nothing.
+    let (status, m) = app
+        .get("/api/v1/emerging?period=month&at=2026-11-30&region=150302003&category=fire_lane_blocked")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(
+        m["current"],
+        json!({"from": "2026-11-01", "to": "2026-11-30"})
+    );
+    assert_eq!(m["region"]["name"], "凤凰岭街道");
+    assert!(m["rows"].as_array().unwrap().is_empty());
+
+    for (uri, status, field) in [
+        (
+            "/api/v1/emerging?period=year",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "period",
+        ),
+        (
+            "/api/v1/emerging?at=12/11/2026",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "at",
+        ),
+        (
+            "/api/v1/emerging?category=noise",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "category",
+        ),
+        (
+            "/api/v1/emerging?region=150302999",
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+    ] {
+        let (got, body) = app.get(uri).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        if !field.is_empty() {
+            assert_eq!(body["error"]["field"], field, "{uri}");
+        }
+    }
+}
