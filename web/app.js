@@ -1,8 +1,11 @@
 /**
- * gridwatch map page: a heatmap of citizens' reports over the grid hierarchy of Wuhai.
+ * gridwatch map page: a heatmap of citizens' reports over the grid hierarchy of Wuhai, and the
+ * street leader's analytics: a time slider, a choropleth of the grids' figures and a grid's trend.
  *
- * What this module owns: fetching the JSON API (config, categories, regions, heat, region detail),
- * drawing it with MapLibre GL JS, the filters panel, the region panel and the language switch.
+ * What this module owns: fetching the JSON API (config, categories, regions, trend, region detail),
+ * drawing it with MapLibre GL JS over the server's vector tiles (`/tiles/incidents`, `/tiles/grids`,
+ * both under the same filter), the filters panel, the timeline, the legend with its choropleth
+ * switch, the region panel with its trend chart (inline SVG) and the language switch.
  * What it must not do: reach any host but its own. There is no CDN, no remote font and no remote
  * tile unless the server's config names a basemap style. Labels are drawn by MapLibre from the
  * browser's local fonts, which is why the style below has no `glyphs` URL.
@@ -11,7 +14,8 @@
  * /vendor/maplibre-gl/ (web/node_modules/maplibre-gl/dist). Every user-visible string is in i18n.js.
  *
  * For browser tests, `window.gridwatch = { map, ready }`: `ready` settles once categories, regions and
- * heat data are loaded and the map is idle; `document.body.dataset.state` is then 'ready', or 'error'
+ * the city's trend are loaded and the map is idle (its first tiles drawn);
+ * `document.body.dataset.state` is then 'ready', or 'error'
  * (with the banner shown) when an API call failed.
  */
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
@@ -21,6 +25,8 @@ import { el } from './dom.js';
 
 // Relative to the page, so the UI keeps working if the binary ever serves it under a path prefix.
 const API = 'api/v1';
+// Tile URLs must be absolute (MapLibre fetches them from its worker): resolved against the page.
+const TILES = new URL('tiles/', document.baseURI).href;
 const LANG_STORAGE_KEY = 'gridwatch.lang';
 
 /** The hierarchy, coarse to fine, with the zoom at which each level's outline appears. */
@@ -63,6 +69,38 @@ const HEAT_RAMP = [
   [1, '#bd0026'],
 ];
 
+/*
+ * Heat weight of one incidents feature. Below zoom 15 a feature is a cell carrying `count` reports;
+ * the weight grows with it but ever more slowly past a handful, so a cell of fifty marks a hot spot
+ * without drowning every other one. A raw point (count 1) weighs 1.
+ */
+const HEAT_WEIGHT = ['interpolate', ['linear'], ['to-number', ['get', 'count'], 1],
+  0, 0, 1, 1, 6, 4.5, 25, 11, 100, 24, 400, 48, 2000, 110];
+
+/** The time slider's steps, and how long it holds each while playing (after its tiles are drawn). */
+const INTERVALS = ['week', 'month'];
+const PLAY_HOLD_MS = 900;
+const DRAG_SETTLE_MS = 160;
+
+/*
+ * The choropleth's measures, as the grids tiles name them. `breaks(ctx)` gives the four class
+ * limits (five classes) for the current filter; counts scale with the reports shown, so a single
+ * week is not one pale wash, and rates have fixed limits that mean the same in every period.
+ * `integer` values are counts (legend classes "3–5"); `rate` values are 0–1, shown as percentages.
+ */
+const COUNT_COLOURS = ['#f1eef6', '#bdc9e1', '#74a9cf', '#2b8cbe', '#045a8d'];
+const OVERDUE_COLOURS = ['#f4f1ea', '#fdd49e', '#fc8d59', '#d7301f', '#7f0000'];
+const RATE_COLOURS = ['#d7191c', '#fdae61', '#fee08b', '#a6d96a', '#1a9641'];
+const NO_DATA_COLOUR = '#c9c6bf';
+const MEASURES = {
+  reports: { integer: true, colours: COUNT_COLOURS, breaks: (ctx) => scaledBreaks(ctx.meanReports, true) },
+  density_km2: { integer: false, colours: COUNT_COLOURS, breaks: (ctx) => scaledBreaks(ctx.meanDensity, false) },
+  closure_rate: { rate: true, colours: RATE_COLOURS, breaks: () => [0.7, 0.85, 0.95, 0.99] },
+  overdue: { integer: true, colours: OVERDUE_COLOURS, breaks: () => [1, 2, 3, 5] },
+  satisfaction_rate: { rate: true, colours: RATE_COLOURS, breaks: () => [0.6, 0.75, 0.85, 0.95] },
+};
+const MEASURE_KEYS = Object.keys(MEASURES);
+
 const state = {
   lang: initialLanguage(LANG_STORAGE_KEY),
   map: null,
@@ -74,9 +112,27 @@ const state = {
   dateTo: '',
   regionByCode: new Map(),    // code -> Feature
   bounds: null,               // [west, south, east, north] of all regions
-  heatCount: null,            // reports shown, or null while loading
-  heatAbort: null,
-  heatTimer: 0,
+  gridCount: 0,               // grids (not micro-grids), for the choropleth's count classes
+  gridAreaKm2: 0,             // and their area
+  count: null,                // reports shown, or null while loading
+  trendAbort: null,
+  refreshTimer: 0,
+  // The timeline: the city's buckets under the category and date filters, and the one shown
+  // (-1: all of the filtered time).
+  interval: 'month',
+  buckets: [],
+  bucketIndex: -1,
+  playing: false,
+  playToken: 0,
+  playTimer: 0,
+  dragTimer: 0,
+  tileQuery: null,            // the query the tile sources were last given
+  measure: 'off',             // choropleth measure, or 'off'
+  heatOn: true,
+  classes: null,              // { measure, breaks, colours } of the choropleth drawn
+  regionTrend: null,          // { key, code, data?, error? } of the selected region
+  regionTrendAbort: null,
+  figuresTimer: 0,
   hovered: null,              // code of the hovered region
   selected: null,             // code of the region in the panel
   detail: null,               // its detail, once loaded
@@ -115,16 +171,123 @@ async function getJson(path, { signal } = {}) {
   return body;
 }
 
-function heatQuery() {
+/** `category=…` when not all categories are selected (all means "no filter", which also keeps
+ * reports of categories added later); commas left as they are, exactly as the API documents. */
+function categoryParams() {
+  if (state.selectedCategories.size >= state.categories.length) return [];
+  return [`category=${[...state.selectedCategories].map(encodeURIComponent).join(',')}`];
+}
+
+function dateParams(from, to) {
   const params = [];
-  // All categories selected means "no filter", which also keeps reports of categories added later.
-  if (state.selectedCategories.size < state.categories.length) {
-    // Commas left as they are (not %2C), exactly as the API documents the list.
-    params.push(`category=${[...state.selectedCategories].map(encodeURIComponent).join(',')}`);
+  if (from) params.push(`from=${encodeURIComponent(from)}`);
+  if (to) params.push(`to=${encodeURIComponent(to)}`);
+  return params;
+}
+
+/** The trend under the category and date filters (not the slider: its buckets are the steps). */
+function trendPath({ region, interval = state.interval } = {}) {
+  const params = [`interval=${interval}`];
+  if (region) params.push(`region=${encodeURIComponent(region)}`);
+  params.push(...categoryParams(), ...dateParams(state.dateFrom, state.dateTo));
+  return `reports/trend?${params.join('&')}`;
+}
+
+/** The time shown on the map: the slider's bucket (within the date filter), or the date filter. */
+function shownRange() {
+  const bucket = state.buckets[state.bucketIndex];
+  if (!bucket) return { from: state.dateFrom, to: state.dateTo };
+  const end = bucketEnd(bucket.start);
+  return {
+    from: state.dateFrom && state.dateFrom > bucket.start ? state.dateFrom : bucket.start,
+    to: state.dateTo && state.dateTo < end ? state.dateTo : end,
+  };
+}
+
+/** The query of both tile layers: categories, and the time shown. */
+function tileQuery() {
+  const { from, to } = shownRange();
+  return [...categoryParams(), ...dateParams(from, to)].join('&');
+}
+
+function tileUrl(layer, query) {
+  return `${TILES}${layer}/{z}/{x}/{y}.mvt${query ? `?${query}` : ''}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dates of the timeline: 'YYYY-MM-DD' China dates, computed as UTC dates so nothing shifts a day.
+
+function parseDay(day) {
+  const [y, m, d] = day.split('-').map(Number);
+  return new Date(Date.UTC(y, m - 1, d));
+}
+
+function dayString(date) {
+  return date.toISOString().slice(0, 10);
+}
+
+/** The last day (inclusive, as `to` takes it) of the bucket starting on `start`. */
+function bucketEnd(start, interval = state.interval) {
+  const date = parseDay(start);
+  if (interval === 'week') date.setUTCDate(date.getUTCDate() + 6);
+  else date.setUTCMonth(date.getUTCMonth() + 1, 0);
+  return dayString(date);
+}
+
+function dayFormat(options) {
+  return new Intl.DateTimeFormat(state.lang === 'en' ? 'en-GB' : 'zh-CN', { ...options, timeZone: 'UTC' });
+}
+
+const MONTH_FORMAT = () => dayFormat({ year: 'numeric', month: state.lang === 'en' ? 'short' : 'long' });
+
+/**
+ * "2026年3月" / "Mar 2026" for a month, "2026年3月2日至8日" / "2–8 Mar 2026" for a week; `short`
+ * (the chart's axis) gives a week's Monday alone, "3月2日" / "2 Mar".
+ */
+function bucketLabel(start, { short = false } = {}) {
+  if (state.interval === 'month') return MONTH_FORMAT().format(parseDay(start));
+  if (short) return dayFormat({ month: state.lang === 'en' ? 'short' : 'long', day: 'numeric' }).format(parseDay(start));
+  return rangeLabel(start, bucketEnd(start));
+}
+
+/** The span the timeline covers (all of it is shown): "2025年11月至2026年12月" / "Nov 2025 – Dec 2026". */
+function spanLabel() {
+  const first = state.buckets[0];
+  const last = state.buckets[state.buckets.length - 1];
+  if (!first) return rangeLabel(state.dateFrom, state.dateTo);
+  if (state.dateFrom || state.dateTo || state.interval === 'week') {
+    const from = state.dateFrom && state.dateFrom > first.start ? state.dateFrom : first.start;
+    const end = bucketEnd(last.start);
+    return rangeLabel(from, state.dateTo && state.dateTo < end ? state.dateTo : end);
   }
-  if (state.dateFrom) params.push(`from=${encodeURIComponent(state.dateFrom)}`);
-  if (state.dateTo) params.push(`to=${encodeURIComponent(state.dateTo)}`);
-  return params.length ? `reports/heat?${params.join('&')}` : 'reports/heat';
+  // Built by hand: ICU's Chinese month range is the terse "2025/11 – 2026/12".
+  return first === last ? bucketLabel(first.start) : `${bucketLabel(first.start)} – ${bucketLabel(last.start)}`;
+}
+
+/** "2026年3月2日至8日", "2026年3月30日至4月5日"; ICU's own Chinese range is the terse "2026/3/2 – 2026/3/8". */
+function chineseRange(from, to) {
+  const [fy, fm, fd] = from.split('-').map(Number);
+  const [ty, tm, td] = to.split('-').map(Number);
+  const end = fy !== ty ? `${ty}年${tm}月${td}日` : fm !== tm ? `${tm}月${td}日` : `${td}日`;
+  return `${fy}年${fm}月${fd}日至${end}`;
+}
+
+function rangeLabel(from, to) {
+  const format = dayFormat({ year: 'numeric', month: state.lang === 'en' ? 'short' : 'long', day: 'numeric' });
+  if (from && to && from !== to && state.lang !== 'en') return chineseRange(from, to);
+  if (from && to) return from === to ? format.format(parseDay(from)) : format.formatRange(parseDay(from), parseDay(to));
+  if (from) return t(state.lang, 'period_from', { date: format.format(parseDay(from)) });
+  if (to) return t(state.lang, 'period_to', { date: format.format(parseDay(to)) });
+  return t(state.lang, 'period_all');
+}
+
+/** What the map shows, in words: the slider's period, the date filter, or "all time". */
+function periodLabel() {
+  const bucket = state.buckets[state.bucketIndex];
+  if (!bucket) return rangeLabel(state.dateFrom, state.dateTo);
+  const { from, to } = shownRange();
+  const clipped = from !== bucket.start || to !== bucketEnd(bucket.start);
+  return clipped ? rangeLabel(from, to) : bucketLabel(bucket.start);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -142,6 +305,17 @@ function ringArea(ring) {
     sum += (ring[j][0] - ring[i][0]) * (ring[j][1] + ring[i][1]);
   }
   return Math.abs(sum / 2);
+}
+
+/** Area in km² of a lon/lat (Multi)Polygon, holes subtracted; a local cos(lat) scale. */
+function areaKm2(geometry) {
+  let sum = 0;
+  for (const polygon of polygonsOf(geometry)) {
+    const lat = polygon[0][0]?.[1] ?? 0;
+    const k = 111.32 * 111.32 * Math.cos((lat * Math.PI) / 180);
+    polygon.forEach((ring, i) => { sum += (i === 0 ? 1 : -1) * ringArea(ring) * k; });
+  }
+  return sum;
 }
 
 function extendBbox(bbox, geometry) {
@@ -282,9 +456,10 @@ function interpolateZoom(stops, valueAt = (v) => v) {
   return expr;
 }
 
-// Heat intensity per zoom for about 20,000 reports: points per pixel grow about fourfold per two
-// zoom levels out, so the intensity falls by as much to keep only real concentrations red.
-const HEAT_INTENSITY_STOPS = [8, 0.006, 10, 0.016, 12, 0.045, 14, 0.1, 16, 0.3];
+// Heat intensity per zoom for about 20,000 reports: reports per pixel grow about fourfold per zoom
+// level out, less what HEAT_WEIGHT compresses of it, so the intensity falls to keep only real
+// concentrations red. Scaled by the reports shown (below), so a single week is not a blank map.
+const HEAT_INTENSITY_STOPS = [8, 0.022, 9, 0.028, 10, 0.032, 11, 0.04, 12, 0.075, 13, 0.1, 14, 0.12, 16, 0.3];
 const HEAT_REFERENCE_COUNT = 20000;
 
 function heatIntensity(count) {
@@ -300,11 +475,29 @@ function categoryColourExpression() {
 }
 
 /** Our sources and layers, added on top of whichever base style is in use. */
-function addOverlay(map, regions, heat) {
+function addOverlay(map, regions) {
   const sharedFont = basemapFont(map);
+  const query = tileQuery();
+  state.tileQuery = query;
+  const bounds = state.bounds ?? undefined;
   map.addSource('regions', { type: 'geojson', data: regions, promoteId: 'code' });
   map.addSource('region-labels', { type: 'geojson', data: labelCollection(regions) });
-  map.addSource('reports', { type: 'geojson', data: heat });
+  // Cells below zoom 15, raw points from it (up to 16, overzoomed beyond); 512 px tiles, so a cell
+  // (1/128 of a tile) is 4 px on screen.
+  map.addSource('incidents', { type: 'vector', tiles: [tileUrl('incidents', query)], tileSize: 512, minzoom: 0, maxzoom: 16, bounds });
+  // The grids with their figures; zoom 14 is precise to a metre, overzoomed beyond.
+  map.addSource('grids', { type: 'vector', tiles: [tileUrl('grids', query)], tileSize: 512, minzoom: 0, maxzoom: 14, bounds, promoteId: 'code' });
+
+  // The choropleth: always in the style (transparent when off), so the grids' figures are at hand
+  // for the region panel whatever the switch says.
+  map.addLayer({
+    id: 'grid-choropleth',
+    type: 'fill',
+    source: 'grids',
+    'source-layer': 'grids',
+    filter: levelFilter('grid'),
+    paint: { 'fill-color': NO_DATA_COLOUR, 'fill-opacity': 0, 'fill-antialias': false },
+  });
 
   // Fills first (below the heat), so the heat stays readable over them.
   for (const level of LEVELS) {
@@ -326,13 +519,15 @@ function addOverlay(map, regions, heat) {
   map.addLayer({
     id: 'reports-heat',
     type: 'heatmap',
-    source: 'reports',
+    source: 'incidents',
+    'source-layer': 'incidents',
     maxzoom: HEAT_FADE_END + 0.5,
+    layout: { visibility: 'visible' },
     paint: {
-      'heatmap-weight': 1,
+      'heatmap-weight': HEAT_WEIGHT,
       // Scaled to the number of reports shown, so hot spots stand out whatever the filter.
-      'heatmap-intensity': heatIntensity(heat.count ?? heat.features.length),
-      'heatmap-radius': interpolateZoom([8, 5, 10, 9, 12, 15, 14, 22, 16, 32]),
+      'heatmap-intensity': heatIntensity(state.count ?? HEAT_REFERENCE_COUNT),
+      'heatmap-radius': interpolateZoom([8, 7, 10, 11, 12, 15, 14, 22, 16, 32]),
       'heatmap-color': ['interpolate', ['linear'], ['heatmap-density'], ...HEAT_RAMP.flat()],
       'heatmap-opacity': interpolateZoom([HEAT_FADE_START, 0.8, HEAT_FADE_END, 0]),
     },
@@ -340,8 +535,12 @@ function addOverlay(map, regions, heat) {
   map.addLayer({
     id: 'reports-point',
     type: 'circle',
-    source: 'reports',
+    source: 'incidents',
+    'source-layer': 'incidents',
     minzoom: HEAT_FADE_START,
+    // Raw points only: a tile too crowded for them comes as fine cells, which have no category.
+    filter: ['has', 'category'],
+    layout: { visibility: 'visible' },
     paint: {
       'circle-color': categoryColourExpression(),
       'circle-radius': interpolateZoom([15, 2.5, 17, 5, 19, 8]),
@@ -511,6 +710,8 @@ async function selectRegion(code, { fit = false } = {}) {
   renderPanel();
   if (fit) fitToRegion(code);
   else keepInView(code);
+  state.regionTrend = null;
+  loadRegionTrend();
   state.detailAbort?.abort();
   const abort = new AbortController();
   state.detailAbort = abort;
@@ -532,6 +733,8 @@ function closePanel() {
   state.selected = null;
   state.detail = null;
   state.detailAbort?.abort();
+  state.regionTrendAbort?.abort();
+  state.regionTrend = null;
   $('region-panel').hidden = true;
   document.body.classList.remove('panel-open');
 }
@@ -591,15 +794,16 @@ function renderCount() {
   if (state.selectedCategories.size === 0) {
     node.textContent = t(state.lang, 'count_none_selected');
     badge.textContent = '0';
-  } else if (state.heatCount === null) {
+  } else if (state.count === null) {
     node.textContent = t(state.lang, 'count_loading');
     badge.textContent = '…';
   } else {
-    node.textContent = t(state.lang, 'count_shown', { n: formatNumber(state.lang, state.heatCount) });
-    badge.textContent = formatNumber(state.lang, state.heatCount);
+    node.textContent = t(state.lang, 'count_shown', { n: formatNumber(state.lang, state.count) });
+    badge.textContent = formatNumber(state.lang, state.count);
   }
-  node.dataset.count = state.heatCount ?? '';
-  node.classList.toggle('loading', state.heatCount === null && state.selectedCategories.size > 0);
+  node.dataset.count = state.selectedCategories.size === 0 ? '0' : (state.count ?? '');
+  badge.dataset.count = node.dataset.count;
+  node.classList.toggle('loading', state.count === null && state.selectedCategories.size > 0);
 }
 
 function renderZoomHint() {
@@ -691,7 +895,197 @@ function renderPanel() {
       t(state.lang, 'version_line', { v: detail.version.version, date: formatDate(detail.version.valid_from) })))
     : null;
 
-  content.replaceChildren(header, hierarchy, party, staffSection, reportSection(detail.report_counts), version);
+  content.replaceChildren(header, hierarchy, figuresSection(code, level), trendSection(),
+    party, staffSection, reportSection(detail.report_counts), version);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The selected region's figures (from the grids tiles) and trend (from the API)
+
+/** The grids tile feature of `code`, with the figures under the filter shown; null if not loaded. */
+function gridFeature(code) {
+  if (!state.map?.getSource('grids')) return null;
+  const features = state.map.querySourceFeatures('grids', { sourceLayer: 'grids', filter: ['==', ['get', 'code'], code] });
+  return features[0] ?? null;
+}
+
+const FIGURES = [
+  ['reports', (v) => t(state.lang, 'unit_reports', { n: formatNumber(state.lang, v) })],
+  ['density_km2', (v) => t(state.lang, 'unit_per_km2', { n: formatValue(v) })],
+  ['area_km2', (v) => t(state.lang, 'unit_km2', { n: formatNumber(state.lang, Number(v.toFixed(v < 1 ? 3 : 2))) })],
+  ['cases', (v) => t(state.lang, 'unit_cases', { n: formatNumber(state.lang, v) })],
+  ['closure_rate', (v) => formatValue(v, { rate: true })],
+  ['overdue', (v) => formatNumber(state.lang, v)],
+  ['satisfaction_rate', (v) => formatValue(v, { rate: true })],
+];
+
+/** Grids and micro-grids only: the tiles carry no other level. */
+function figuresSection(code, level) {
+  if (level !== 'grid' && level !== 'micro_grid') return null;
+  const feature = state.selectedCategories.size ? gridFeature(code) : null;
+  const props = feature?.properties ?? null;
+  const body = props
+    ? el('dl', { class: 'facts figures', 'data-field': 'figures' }, FIGURES.map(([key, format]) => {
+      const value = props[key];
+      const has = value !== undefined && value !== null;
+      return [
+        el('dt', {}, t(state.lang, `fig_${key}`)),
+        el('dd', { dataset: { measure: key, value: has ? String(value) : '' }, class: has ? null : 'muted' },
+          has ? format(Number(value)) : t(state.lang, 'no_data')),
+      ];
+    }))
+    : el('p', { class: 'muted', 'data-field': 'figures-pending' },
+      state.selectedCategories.size ? t(state.lang, 'fig_loading') : t(state.lang, 'count_none_selected'));
+  return el('section', { class: 'panel-section', id: 'figures-section' },
+    el('h3', {}, t(state.lang, 'figures')),
+    el('p', { class: 'figures-period muted' }, periodLabel()),
+    body);
+}
+
+/** Re-draws the figures in place when new grid tiles arrive (the filter or the view changed). */
+function scheduleFigures() {
+  if (!state.selected) return;
+  clearTimeout(state.figuresTimer);
+  state.figuresTimer = setTimeout(() => {
+    const node = document.getElementById('figures-section');
+    if (!node || !state.selected) return;
+    const level = state.detail?.level ?? state.regionByCode.get(state.selected)?.properties.level;
+    const fresh = figuresSection(state.selected, level);
+    if (fresh) node.replaceWith(fresh);
+  }, 120);
+}
+
+/** The selected region's trend under the category and date filters, at the slider's interval. */
+async function loadRegionTrend() {
+  const code = state.selected;
+  if (!code) return;
+  if (state.selectedCategories.size === 0) {
+    state.regionTrend = { key: null, code, data: { buckets: [] } };
+    renderTrendSection();
+    return;
+  }
+  const key = trendPath({ region: code });
+  if (state.regionTrend?.key === key) return;
+  state.regionTrendAbort?.abort();
+  const abort = new AbortController();
+  state.regionTrendAbort = abort;
+  state.regionTrend = { key, code };
+  renderTrendSection();
+  try {
+    const data = await getJson(key, { signal: abort.signal });
+    if (abort.signal.aborted || state.selected !== code) return;
+    state.regionTrend = { key, code, data };
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    state.regionTrend = { key, code, error: err.message };
+    showError(err);
+  }
+  renderTrendSection();
+}
+
+function renderTrendSection() {
+  const node = document.getElementById('trend-section');
+  if (node) node.replaceWith(trendSection());
+}
+
+/** Only the highlighted bar changes when the slider moves. */
+function renderTrendHighlight() {
+  const current = state.buckets[state.bucketIndex]?.start ?? null;
+  for (const bar of document.querySelectorAll('#trend-section .trend-bar')) {
+    bar.classList.toggle('current', bar.dataset.start === current);
+  }
+  const period = document.querySelector('#figures-section .figures-period');
+  if (period) period.textContent = periodLabel();
+}
+
+function trendSection() {
+  const trend = state.regionTrend?.code === state.selected ? state.regionTrend : null;
+  const title = t(state.lang, state.interval === 'week' ? 'trend_week' : 'trend_month');
+  let body;
+  if (!trend || (!trend.data && !trend.error)) {
+    body = el('p', { class: 'muted loading' }, t(state.lang, 'trend_loading'));
+  } else if (trend.error) {
+    body = el('p', { class: 'warning' }, trend.error);
+  } else {
+    const buckets = trend.data.buckets ?? [];
+    const total = buckets.reduce((sum, b) => sum + b.reports, 0);
+    const closed = buckets.reduce((sum, b) => sum + b.closed, 0);
+    const name = state.detail?.name ?? state.regionByCode.get(state.selected)?.properties.name ?? state.selected;
+    body = [
+      el('p', { class: 'trend-total', 'data-field': 'trend-total', dataset: { total: String(total), closed: String(closed) } },
+        t(state.lang, 'trend_total', { n: formatNumber(state.lang, total), closed: formatNumber(state.lang, closed) })),
+      total ? trendChart(buckets, t(state.lang, 'trend_chart_label', { name })) : el('p', { class: 'muted' }, t(state.lang, 'trend_empty')),
+      total ? el('p', { class: 'trend-key' },
+        el('span', { class: 'key-swatch reports' }), t(state.lang, 'trend_reports'),
+        el('span', { class: 'key-swatch closed' }), t(state.lang, 'trend_closed'),
+        el('span', { class: 'muted trend-hint' }, t(state.lang, 'trend_hint'))) : null,
+    ];
+  }
+  return el('section', { class: 'panel-section', id: 'trend-section' }, el('h3', {}, title), body);
+}
+
+/** A nice round top for the chart's axis: 1, 2, 2.5 or 5 times a power of ten, at least `v`. */
+function niceCeil(v) {
+  if (v <= 1) return 1;
+  const power = 10 ** Math.floor(Math.log10(v));
+  for (const s of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (s * power >= v) return s * power;
+  return 10 * power;
+}
+
+/**
+ * Bars of reports per bucket, each with its closed reports drawn over its lower part; the bucket on
+ * the map is highlighted, and a click on a bar shows that bucket on the map.
+ */
+function trendChart(buckets, label) {
+  const W = 300, H = 128, left = 30, right = 6, top = 8, bottom = 20;
+  const plotW = W - left - right, plotH = H - top - bottom;
+  const n = buckets.length;
+  const top_ = niceCeil(Math.max(...buckets.map((b) => b.reports)));
+  const y = (v) => top + plotH - (plotH * v) / top_;
+  const slot = plotW / n;
+  const gap = Math.min(1.5, slot * 0.18);
+  const current = state.buckets[state.bucketIndex]?.start ?? null;
+  const grid = [0, top_ / 2, top_].map((v) => svgEl('g', { class: 'trend-grid' },
+    svgEl('line', { x1: left, x2: W - right, y1: y(v), y2: y(v) }),
+    svgEl('text', { x: left - 4, y: y(v) + 3.5, 'text-anchor': 'end' }, formatNumber(state.lang, v))));
+  const bars = buckets.map((bucket, i) => {
+    const x = left + i * slot + gap;
+    const w = Math.max(0.8, slot - 2 * gap);
+    const text = t(state.lang, 'trend_bar', {
+      period: bucketLabel(bucket.start),
+      n: formatNumber(state.lang, bucket.reports),
+      closed: formatNumber(state.lang, bucket.closed),
+    });
+    return svgEl('g', {
+      class: bucket.start === current ? 'trend-bar current' : 'trend-bar',
+      'data-start': bucket.start, 'data-reports': bucket.reports, 'data-closed': bucket.closed,
+      onclick: () => showBucketOf(bucket.start),
+    },
+    svgEl('title', {}, text),
+    svgEl('rect', { class: 'hit', x: left + i * slot, y: top, width: slot, height: plotH }),
+    svgEl('rect', { class: 'reports', x, y: y(bucket.reports), width: w, height: (plotH * bucket.reports) / top_ }),
+    svgEl('rect', { class: 'closed', x, y: y(bucket.closed), width: w, height: (plotH * bucket.closed) / top_ }));
+  });
+  const centre = (i) => left + (i + 0.5) * slot;
+  const ticks = n > 1 ? [0, n - 1] : [0];
+  if (n >= 7) ticks.splice(1, 0, Math.round((n - 1) / 2));
+  const labels = ticks.map((i, k) => svgEl('text', {
+    class: 'trend-x', x: centre(i), y: H - 6,
+    'text-anchor': ticks.length > 1 && k === 0 ? 'start' : ticks.length > 1 && k === ticks.length - 1 ? 'end' : 'middle',
+    dx: ticks.length > 1 && k === 0 ? -slot / 2 : ticks.length > 1 && k === ticks.length - 1 ? slot / 2 : 0,
+  }, bucketLabel(buckets[i].start, { short: true })));
+  return svgEl('svg', {
+    class: 'trend-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, 'data-field': 'trend-chart',
+    'data-buckets': n,
+  }, svgEl('title', {}, label), grid, bars, labels);
+}
+
+/** A trend bar was clicked: show its bucket on the map, if the timeline has it. */
+function showBucketOf(start) {
+  const index = state.buckets.findIndex((b) => b.start === start);
+  if (index < 0) return;
+  pause();
+  setBucket(index);
 }
 
 function phoneLink(phone) {
@@ -720,6 +1114,9 @@ function reportSection(counts) {
 function renderAll() {
   renderStaticText();
   renderCategories();
+  renderMeasureOptions();
+  renderChoroplethLegend();
+  renderTimeline();
   renderCount();
   renderZoomHint();
   renderPanel();
@@ -746,13 +1143,13 @@ function clearError() {
 function onCategoryChange(event) {
   if (event.target.checked) state.selectedCategories.add(event.target.value);
   else state.selectedCategories.delete(event.target.value);
-  scheduleHeatRefresh();
+  scheduleRefresh();
 }
 
 function setAllCategories(selected) {
   state.selectedCategories = new Set(selected ? state.categories.map((c) => c.code) : []);
   for (const box of document.querySelectorAll('#category-list input[type=checkbox]')) box.checked = selected;
-  scheduleHeatRefresh();
+  scheduleRefresh();
 }
 
 function onDateChange() {
@@ -764,38 +1161,391 @@ function onDateChange() {
   $('date-warning').textContent = invalid ? t(state.lang, 'date_invalid') : '';
   $('date-to').min = state.dateFrom || '2000-01-01';
   $('date-from').max = state.dateTo || '2100-12-31';
-  if (!invalid) scheduleHeatRefresh();
+  if (!invalid) scheduleRefresh();
 }
 
 /** Coalesce quick clicks into one request; the newest request always wins. */
-function scheduleHeatRefresh() {
-  clearTimeout(state.heatTimer);
-  state.heatCount = null;
+function scheduleRefresh() {
+  pause();
+  clearTimeout(state.refreshTimer);
+  state.count = null;
   renderCount();
-  state.heatTimer = setTimeout(() => {
-    refreshHeat().catch((err) => { if (err.name !== 'AbortError') showError(err); });
+  state.refreshTimer = setTimeout(() => {
+    refreshTrend().catch((err) => { if (err.name !== 'AbortError') showError(err); });
   }, 200);
 }
 
-async function refreshHeat() {
-  state.heatAbort?.abort();
-  const source = state.map.getSource('reports');
+/**
+ * The city's trend under the category and date filters: the timeline's steps, and the count of
+ * reports shown (the sum of its buckets, or the bucket's). Then the tiles follow.
+ */
+async function refreshTrend({ interval = state.interval, keep = state.bucketIndex >= 0 ? shownRange().from : null } = {}) {
+  state.trendAbort?.abort();
   if (state.selectedCategories.size === 0) {
     // The API has no way to say "no category"; an empty selection simply shows nothing.
-    source.setData({ type: 'FeatureCollection', features: [] });
-    state.heatCount = 0;
-    renderCount();
+    state.interval = interval;
+    state.buckets = [];
+    state.bucketIndex = -1;
+    applyFilter();
+    loadRegionTrend();
     return;
   }
   const abort = new AbortController();
-  state.heatAbort = abort;
-  const heat = await getJson(heatQuery(), { signal: abort.signal });
+  state.trendAbort = abort;
+  const trend = await getJson(trendPath({ interval }), { signal: abort.signal });
   if (abort.signal.aborted) return;
-  source.setData(heat);
-  state.heatCount = heat.count ?? heat.features?.length ?? 0;
-  state.map.setPaintProperty('reports-heat', 'heatmap-intensity', heatIntensity(state.heatCount));
-  renderCount();
+  state.interval = interval;
+  setBuckets(trend.buckets ?? [], keep);
+  applyFilter();
+  loadRegionTrend();
   clearError();
+}
+
+/** New timeline steps; the slider stays on the bucket holding `keepStart`, if there is one. */
+function setBuckets(buckets, keepStart) {
+  state.buckets = buckets;
+  if (keepStart === null) {
+    state.bucketIndex = -1;
+    return;
+  }
+  let index = -1;
+  buckets.forEach((bucket, i) => { if (bucket.start <= keepStart) index = i; });
+  state.bucketIndex = index >= 0 && keepStart <= bucketEnd(buckets[index].start) ? index : -1;
+}
+
+function shownCount() {
+  if (state.selectedCategories.size === 0) return 0;
+  const bucket = state.buckets[state.bucketIndex];
+  if (bucket) return bucket.reports;
+  return state.buckets.reduce((sum, b) => sum + b.reports, 0);
+}
+
+/**
+ * Points both tile sources at the filter shown, and redraws what depends on it.
+ *
+ * Style changes come first, the new tile URLs last. MapLibre (6.17) pauses a source while one of
+ * its layers is being updated (a visibility change, a data-driven paint such as the choropleth's
+ * colours) and drops a `setTiles` that lands in that pause: it then reloads the tiles it has
+ * instead of fetching the new ones. Changed first, the style's update is queued before the
+ * source's reload, which then finds the source running again.
+ */
+function applyFilter() {
+  state.count = shownCount();
+  const map = state.map;
+  if (map?.getSource('incidents')) {
+    map.setPaintProperty('reports-heat', 'heatmap-intensity', heatIntensity(state.count));
+    updateLayerVisibility();
+    updateChoropleth();
+    const query = tileQuery();
+    // No category at all cannot be asked for (an empty list means every category); the layers
+    // are hidden then, and the tiles stay as they were.
+    if (query !== state.tileQuery && state.selectedCategories.size > 0) {
+      state.tileQuery = query;
+      map.getSource('incidents').setTiles([tileUrl('incidents', query)]);
+      map.getSource('grids').setTiles([tileUrl('grids', query)]);
+    }
+  }
+  renderCount();
+  renderTimeline();
+  renderTrendHighlight();
+}
+
+function updateLayerVisibility() {
+  const any = state.selectedCategories.size > 0;
+  const set = (layer, on) => {
+    const value = on ? 'visible' : 'none';
+    // Only real changes: each one is a layer update, which pauses the layer's source (above).
+    if (state.map.getLayoutProperty(layer, 'visibility') !== value) state.map.setLayoutProperty(layer, 'visibility', value);
+  };
+  set('reports-heat', any && state.heatOn);
+  set('reports-point', any);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The timeline
+
+/** Shows bucket `index` (-1: all time); `defer` while dragging, so tiles follow once it rests. */
+function setBucket(index, { defer = false } = {}) {
+  state.bucketIndex = index >= 0 && index < state.buckets.length ? index : -1;
+  clearTimeout(state.dragTimer);
+  if (defer) {
+    state.count = shownCount();
+    renderCount();
+    renderTimeline();
+    state.dragTimer = setTimeout(applyFilter, DRAG_SETTLE_MS);
+  } else {
+    applyFilter();
+  }
+}
+
+function step(delta) {
+  pause();
+  const n = state.buckets.length;
+  if (!n) return;
+  if (state.bucketIndex < 0) setBucket(delta > 0 ? 0 : n - 1);
+  else setBucket(Math.max(0, Math.min(n - 1, state.bucketIndex + delta)));
+}
+
+/** Weeks or months; the slider moves to the week holding the month's first day, or the month
+ * holding the week's Monday. */
+function chooseInterval(interval) {
+  if (!INTERVALS.includes(interval) || interval === state.interval) return;
+  pause();
+  clearTimeout(state.refreshTimer);
+  for (const button of document.querySelectorAll('#timeline [data-interval]')) {
+    button.setAttribute('aria-pressed', String(button.dataset.interval === interval));
+  }
+  refreshTrend({ interval }).catch((err) => { if (err.name !== 'AbortError') showError(err); });
+}
+
+function togglePlay() {
+  if (state.playing) pause();
+  else play();
+}
+
+function play() {
+  const n = state.buckets.length;
+  if (!n) return;
+  state.playing = true;
+  if (state.bucketIndex < 0 || state.bucketIndex >= n - 1) setBucket(0);
+  renderTimeline();
+  holdThenAdvance();
+}
+
+function pause() {
+  if (!state.playing) return;
+  state.playing = false;
+  state.playToken += 1;
+  clearTimeout(state.playTimer);
+  renderTimeline();
+}
+
+/** While playing: once the map has drawn this step's tiles, hold it a moment, then the next. */
+function holdThenAdvance() {
+  const token = ++state.playToken;
+  mapSettled().then(() => {
+    if (token !== state.playToken || !state.playing) return;
+    state.playTimer = setTimeout(() => {
+      if (token !== state.playToken || !state.playing) return;
+      if (state.bucketIndex >= state.buckets.length - 1) {
+        pause();
+        return;
+      }
+      setBucket(state.bucketIndex + 1);
+      holdThenAdvance();
+    }, PLAY_HOLD_MS);
+  });
+}
+
+/** Resolves when the map has loaded what it asked for (at most a few seconds from now). */
+function mapSettled() {
+  const map = state.map;
+  return new Promise((resolve) => {
+    requestAnimationFrame(() => {
+      if (map.loaded()) { resolve(); return; }
+      const timer = setTimeout(resolve, 5000);
+      map.once('idle', () => { clearTimeout(timer); resolve(); });
+    });
+  });
+}
+
+function renderTimeline() {
+  const root = $('timeline');
+  const n = state.buckets.length;
+  const all = state.bucketIndex < 0;
+  root.dataset.mode = all ? 'all' : 'bucket';
+  root.dataset.interval = state.interval;
+  root.classList.toggle('playing', state.playing);
+  for (const button of root.querySelectorAll('[data-interval]')) {
+    button.setAttribute('aria-pressed', String(button.dataset.interval === state.interval));
+  }
+  const range = $('tl-range');
+  range.max = String(Math.max(0, n - 1));
+  if (!all) range.value = String(state.bucketIndex);
+  range.disabled = n === 0;
+  const label = periodLabel();
+  range.setAttribute('aria-valuetext', label);
+  const status = all ? spanLabel() : label;
+  $('tl-all').setAttribute('aria-pressed', String(all));
+  $('tl-prev').disabled = n === 0 || state.bucketIndex === 0;
+  $('tl-next').disabled = n === 0 || state.bucketIndex === n - 1;
+  $('tl-play').disabled = n === 0;
+  const play = $('tl-play');
+  play.setAttribute('aria-pressed', String(state.playing));
+  const playLabel = t(state.lang, state.playing ? 'tl_pause' : 'tl_play');
+  play.setAttribute('aria-label', playLabel);
+  play.title = playLabel;
+  const output = $('tl-label');
+  output.textContent = state.count === null && n === 0
+    ? t(state.lang, 'tl_loading')
+    : t(state.lang, 'tl_status', { period: status, n: formatNumber(state.lang, state.count ?? shownCount()) });
+  output.dataset.from = shownRange().from ?? '';
+  output.dataset.to = shownRange().to ?? '';
+  renderSpark();
+}
+
+/** The city's reports per bucket, drawn behind the slider's track. */
+function renderSpark() {
+  const svg = $('tl-spark');
+  const n = state.buckets.length;
+  const max = Math.max(1, ...state.buckets.map((b) => b.reports));
+  svg.setAttribute('viewBox', `0 0 ${Math.max(n, 1)} 100`);
+  const bars = state.buckets.map((bucket, i) => {
+    const h = bucket.reports ? Math.max(4, (100 * bucket.reports) / max) : 0;
+    return svgEl('rect', {
+      x: i + 0.12, y: 100 - h, width: 0.76, height: h,
+      class: i === state.bucketIndex ? 'spark-bar current' : 'spark-bar',
+    });
+  });
+  svg.replaceChildren(...bars);
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function svgEl(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The choropleth
+
+/** A "nice" number near `v`: 1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten. */
+function niceNumber(v) {
+  if (!(v > 0)) return 0;
+  const power = 10 ** Math.floor(Math.log10(v));
+  const steps = [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10];
+  let best = steps[0];
+  for (const s of steps) if (Math.abs(s * power - v) < Math.abs(best * power - v)) best = s;
+  return best * power;
+}
+
+/** Four limits around the mean per grid (half, once, 1.5 and 2.5 times it), rounded nicely. */
+function scaledBreaks(mean, integer) {
+  const m = mean > 0 ? mean : 1;
+  const breaks = [];
+  for (const k of [0.5, 1, 1.5, 2.5]) {
+    let b = niceNumber(m * k);
+    if (integer) b = Math.max(1, Math.ceil(b));
+    const previous = breaks[breaks.length - 1];
+    if (previous !== undefined && b <= previous) b = integer ? previous + 1 : niceNumber(previous * 1.5);
+    breaks.push(b);
+  }
+  return breaks;
+}
+
+function choroplethClasses(measure) {
+  const spec = MEASURES[measure];
+  const count = state.count ?? 0;
+  const breaks = spec.breaks({
+    meanReports: state.gridCount ? count / state.gridCount : 0,
+    meanDensity: state.gridAreaKm2 ? count / state.gridAreaKm2 : 0,
+  });
+  return { measure, breaks, colours: spec.colours, integer: !!spec.integer, rate: !!spec.rate };
+}
+
+function choroplethColour(classes) {
+  const value = ['to-number', ['get', classes.measure]];
+  const stepped = ['step', value, classes.colours[0]];
+  classes.breaks.forEach((b, i) => stepped.push(b, classes.colours[i + 1]));
+  // Absent (a rate with nothing to rate): "no data", never the lowest class.
+  return ['case', ['has', classes.measure], stepped, NO_DATA_COLOUR];
+}
+
+function updateChoropleth() {
+  const map = state.map;
+  if (!map?.getLayer('grid-choropleth')) return;
+  const on = state.measure !== 'off' && state.selectedCategories.size > 0;
+  if (on) {
+    const classes = choroplethClasses(state.measure);
+    const changed = JSON.stringify(classes) !== JSON.stringify(state.classes);
+    state.classes = classes;
+    if (changed) map.setPaintProperty('grid-choropleth', 'fill-color', choroplethColour(classes));
+    map.setPaintProperty('grid-choropleth', 'fill-opacity', interpolateZoom([10, 0.85, 14, 0.72, 17, 0.55]));
+  } else {
+    state.classes = null;
+    map.setPaintProperty('grid-choropleth', 'fill-opacity', 0);
+  }
+  renderChoroplethLegend();
+}
+
+function setMeasure(measure) {
+  const previous = state.measure;
+  state.measure = MEASURE_KEYS.includes(measure) ? measure : 'off';
+  // The heat over a choropleth muddles both; turning the choropleth on sets the heat aside (its
+  // switch brings it back), and turning it off brings the heat back.
+  if (previous === 'off' && state.measure !== 'off') state.heatOn = false;
+  if (state.measure === 'off') state.heatOn = true;
+  $('heat-toggle').checked = state.heatOn;
+  $('choropleth-measure').value = state.measure;
+  updateLayerVisibility();
+  updateChoropleth();
+}
+
+function formatValue(value, { rate = false, integer = false } = {}) {
+  if (rate) return `${formatNumber(state.lang, Math.round(value * 1000) / 10)}%`;
+  if (integer) return formatNumber(state.lang, value);
+  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  return formatNumber(state.lang, Number(value.toFixed(digits)));
+}
+
+/** The legend's class labels: "0", "1–2", "≥ 6" for counts, "< 60%", "60–80%" for rates. */
+function classLabels(classes) {
+  const f = (v) => formatValue(v, classes);
+  const { breaks } = classes;
+  return classes.colours.map((_, i) => {
+    const lo = i === 0 ? null : breaks[i - 1];
+    const hi = i < breaks.length ? breaks[i] : null;
+    if (lo === null) {
+      if (classes.integer) return hi - 1 <= 0 ? f(0) : `0–${f(hi - 1)}`;
+      return `< ${f(hi)}`;
+    }
+    if (hi === null) return `≥ ${f(lo)}`;
+    if (classes.integer) return hi - 1 === lo ? f(lo) : `${f(lo)}–${f(hi - 1)}`;
+    return `${f(lo)}–${f(hi)}`;
+  });
+}
+
+function renderMeasureOptions() {
+  const select = $('choropleth-measure');
+  select.replaceChildren(...['off', ...MEASURE_KEYS].map((key) => el('option', { value: key, selected: key === state.measure },
+    t(state.lang, `measure_${key}`))));
+  select.setAttribute('aria-label', t(state.lang, 'choropleth_label'));
+  select.title = t(state.lang, 'choropleth_label');
+  $('heat-toggle').setAttribute('aria-label', t(state.lang, 'heat_toggle_label'));
+  $('heat-toggle').title = t(state.lang, 'heat_toggle_label');
+}
+
+function renderChoroplethLegend() {
+  const box = $('choropleth-legend');
+  const classes = state.classes;
+  box.hidden = !classes;
+  $('legend').dataset.measure = classes?.measure ?? 'off';
+  if (!classes) { box.replaceChildren(); return; }
+  const labels = classLabels(classes);
+  const items = classes.colours.map((colour, i) => el('li', {
+    class: 'class-item',
+    dataset: {
+      colour,
+      min: i === 0 ? '' : String(classes.breaks[i - 1]),
+      max: i < classes.breaks.length ? String(classes.breaks[i]) : '',
+    },
+  }, el('span', { class: 'class-swatch', style: `background:${colour}` }), el('span', { class: 'class-label' }, labels[i])));
+  items.push(el('li', { class: 'class-item no-data', dataset: { colour: NO_DATA_COLOUR, noData: 'true' } },
+    el('span', { class: 'class-swatch', style: `background:${NO_DATA_COLOUR}` }),
+    el('span', { class: 'class-label' }, t(state.lang, 'no_data'))));
+  box.replaceChildren(
+    el('p', { class: 'class-note' }, t(state.lang, `note_${classes.measure}`), el('span', { class: 'muted' }, ` · ${periodLabel()}`)),
+    el('ul', { class: 'class-list', 'data-measure': classes.measure }, items));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -809,13 +1559,14 @@ function reducedMotion() {
   return window.matchMedia('(prefers-reduced-motion: reduce)').matches;
 }
 
-/** Keep what we fit to out from under the floating panels. */
+/** Keep what we fit to out from under the floating panels (and the timeline along the bottom). */
 function mapPadding() {
-  if (isNarrow()) return { top: 56, bottom: state.selected ? window.innerHeight * 0.45 : 24, left: 24, right: 24 };
+  const timeline = Math.max(24, Math.round($('map').getBoundingClientRect().bottom - $('timeline').getBoundingClientRect().top) + 12);
+  if (isNarrow()) return { top: 56, bottom: state.selected ? window.innerHeight * 0.45 : timeline, left: 24, right: 24 };
   const filters = $('filters').getBoundingClientRect();
   return {
     top: 32,
-    bottom: 32,
+    bottom: timeline,
     left: Math.round(filters.right) + 16,
     right: state.selected ? Math.round($('region-panel').getBoundingClientRect().width) + 32 : 48,
   };
@@ -851,6 +1602,29 @@ function bindControls() {
     onDateChange();
   });
   $('region-close').addEventListener('click', closePanel);
+  for (const button of document.querySelectorAll('#timeline [data-interval]')) {
+    button.addEventListener('click', () => chooseInterval(button.dataset.interval));
+  }
+  $('tl-play').addEventListener('click', togglePlay);
+  $('tl-prev').addEventListener('click', () => step(-1));
+  $('tl-next').addEventListener('click', () => step(1));
+  $('tl-all').addEventListener('click', () => { pause(); setBucket(-1); });
+  $('tl-range').addEventListener('input', (event) => { pause(); setBucket(Number(event.target.value), { defer: true }); });
+  $('tl-range').addEventListener('change', (event) => setBucket(Number(event.target.value)));
+  // In "all time" the thumb rests where it was: a click on it, or a key that cannot move it
+  // further (End at the end), still means "this period".
+  const pickResting = (event) => {
+    if (state.bucketIndex < 0 && state.buckets.length) setBucket(Number(event.target.value));
+  };
+  $('tl-range').addEventListener('click', pickResting);
+  $('tl-range').addEventListener('keyup', (event) => {
+    if (['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End', 'PageUp', 'PageDown'].includes(event.key)) pickResting(event);
+  });
+  $('choropleth-measure').addEventListener('change', (event) => setMeasure(event.target.value));
+  $('heat-toggle').addEventListener('change', (event) => {
+    state.heatOn = event.target.checked;
+    updateLayerVisibility();
+  });
   $('error-dismiss').addEventListener('click', () => { $('error-banner').hidden = true; });
   $('error-reload').addEventListener('click', () => window.location.reload());
   document.addEventListener('keydown', (event) => {
@@ -900,16 +1674,20 @@ async function start() {
   let fellBack = !config.basemap_style_url;
   map.on('error', (event) => {
     console.warn('map error:', event.error?.message ?? event);
+    // A tile the server refused (a filter it does not take, say) is worth saying out loud.
+    if (event.sourceId === 'incidents' || event.sourceId === 'grids') {
+      showError(new ApiError(t(state.lang, 'error_tiles', { status: event.error?.status ?? '?' })));
+    }
     if (!fellBack && !map.isStyleLoaded()) {
       fellBack = true;
       map.setStyle(plainStyle(), { diff: false });
     }
   });
 
-  const [categories, regions, heat] = await Promise.all([
+  const [categories, regions, trend] = await Promise.all([
     getJson('categories'),
     getJson('regions'),
-    getJson('reports/heat'),
+    getJson(trendPath()),
   ]);
 
   state.categories = categories;
@@ -921,12 +1699,18 @@ async function start() {
   for (const feature of regions.features) {
     state.regionByCode.set(feature.properties.code, feature);
     extendBbox(bbox, feature.geometry);
+    if (feature.properties.level === 'grid') {
+      state.gridCount += 1;
+      state.gridAreaKm2 += areaKm2(feature.geometry);
+    }
   }
   if (Number.isFinite(bbox[0])) state.bounds = bbox;
-  state.heatCount = heat.count ?? heat.features.length;
+  state.buckets = trend.buckets ?? [];
+  state.count = shownCount();
 
   await loaded;
-  addOverlay(map, regions, heat);
+  addOverlay(map, regions);
+  updateChoropleth();
   fitAll({ animate: false });
   renderAll();
 
@@ -937,6 +1721,9 @@ async function start() {
     if (feature) selectRegion(feature.properties.code);
   });
   map.on('zoom', renderZoomHint);
+  map.on('sourcedata', (event) => {
+    if (event.sourceId === 'grids' && event.isSourceLoaded) scheduleFigures();
+  });
 
   await waitFor(map, 'idle');
   state.ready = true;

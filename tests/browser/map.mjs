@@ -7,6 +7,9 @@
 // Prints one line per check and stops at the first failure with a non-zero exit code. Any uncaught
 // page error, console error, or request to a host other than <base_url> fails the run too: the page
 // must work without internet. Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
+//
+// The heatmap and the choropleth are drawn from the server's vector tiles (/tiles/incidents and
+// /tiles/grids); counts are checked against /api/v1/reports/trend, which the page also uses.
 import { createChecks, launchChromium, parseArgs } from './harness.mjs';
 
 const STEP_TIMEOUT_MS = 20_000;
@@ -16,6 +19,91 @@ const PHONE = { width: 390, height: 844 };
 const { baseUrl, origin, shot } = await parseArgs('map.mjs');
 const { check, pass, fail, expect, watch, done, report, openReady } = createChecks(origin);
 
+
+/** Every tile response a page got: `{ layer, url, params, status }`, newest last. */
+function recordTiles(page) {
+  const tiles = [];
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    const match = url.pathname.match(/^\/tiles\/(incidents|grids)\/\d+\/\d+\/\d+\.mvt$/);
+    if (match) tiles.push({ layer: match[1], url: response.url(), params: url.searchParams, status: response.status() });
+  });
+  return tiles;
+}
+
+/** Resolves with the first response of a `layer` tile whose query satisfies `test(params)`. */
+function tileResponse(page, layer, test) {
+  const waiting = page.waitForResponse((response) => {
+    const url = new URL(response.url());
+    return url.pathname.startsWith(`/tiles/${layer}/`) && test(url.searchParams);
+  });
+  // Awaited by the check; one left behind by an earlier failure must not crash the report.
+  waiting.catch(() => {});
+  return waiting;
+}
+
+/** The last day of the bucket starting on `start` (YYYY-MM-DD), as the `to` filter takes it. */
+function bucketEnd(start, interval) {
+  const [y, m, d] = start.split('-').map(Number);
+  const date = new Date(Date.UTC(y, m - 1, d));
+  if (interval === 'week') date.setUTCDate(date.getUTCDate() + 6);
+  else date.setUTCMonth(date.getUTCMonth() + 1, 0);
+  return date.toISOString().slice(0, 10);
+}
+
+async function api(page, path) {
+  return page.evaluate(async (p) => {
+    const response = await fetch(p);
+    if (!response.ok) throw new Error(`${p}: ${response.status}`);
+    return response.json();
+  }, path);
+}
+
+/** The reports count the page shows, in the filter panel and on its badge. */
+function shownCount(page) {
+  return page.evaluate(() => ({
+    panel: document.querySelector('#report-count').dataset.count,
+    badge: document.querySelector('#filters-toggle-count').dataset.count,
+    badgeText: document.querySelector('#filters-toggle-count').textContent,
+    label: document.querySelector('#tl-label').textContent,
+  }));
+}
+
+/** Waits until the map has drawn everything it asked for. */
+async function settle(page) {
+  await page.evaluate(() => new Promise((resolve) => {
+    const { map } = window.gridwatch;
+    requestAnimationFrame(() => {
+      if (map.loaded()) resolve();
+      else map.once('idle', resolve);
+    });
+  }));
+}
+
+/** Drags the timeline's thumb to bucket `index` with the mouse (press at `from`, move, release). */
+async function dragSlider(page, from, index) {
+  const box = await page.locator('#tl-range').boundingBox();
+  const max = Number(await page.locator('#tl-range').getAttribute('max'));
+  const thumb = 8; // half of Chromium's range thumb
+  const at = (i) => box.x + thumb + ((box.width - 2 * thumb) * i) / Math.max(1, max);
+  const y = box.y + box.height / 2;
+  await page.mouse.move(at(from), y);
+  await page.mouse.down();
+  let x = at(from);
+  for (let k = 1; k <= 6; k++) {
+    x = at(from) + ((at(index) - at(from)) * k) / 6;
+    await page.mouse.move(x, y);
+  }
+  // Like a hand, correct the last few pixels while still holding the thumb.
+  const stepPx = (box.width - 2 * thumb) / Math.max(1, max);
+  for (let tries = 0; tries < 12; tries++) {
+    const value = Number(await page.locator('#tl-range').inputValue());
+    if (value === index) break;
+    x += Math.sign(index - value) * Math.max(2, stepPx / 3);
+    await page.mouse.move(x, y);
+  }
+  await page.mouse.up();
+}
 
 /** Move the camera inside the page and resolve when the map has finished drawing. */
 async function jumpAndSettle(page, camera) {
@@ -97,6 +185,287 @@ async function gridClickTargets(page, max) {
   }, max);
 }
 
+/** (f) The timeline: drag, play a step, weekly steps and back to all time; tiles and counts follow. */
+async function timeSliderChecks(page) {
+  check('(f) the time slider drives the tiles and the count by month and by week');
+  await openReady(page, `${baseUrl}/?lang=zh`);
+  await jumpAndSettle(page, URBAN_CORE);
+  const months = (await api(page, '/api/v1/reports/trend?interval=month')).buckets;
+  expect(months.length >= 6, `the demo's trend has only ${months.length} months`);
+  const shown = await page.evaluate(() => ({
+    mode: document.querySelector('#timeline').dataset.mode,
+    max: Number(document.querySelector('#tl-range').max),
+    interval: document.querySelector('#timeline [data-interval][aria-pressed=true]')?.dataset.interval,
+  }));
+  expect(shown.mode === 'all' && shown.interval === 'month', `the timeline starts in ${shown.mode}/${shown.interval}, not all time by month`);
+  expect(shown.max === months.length - 1, `the slider has ${shown.max + 1} steps, the trend ${months.length} months`);
+
+  // Drag from the second month to the fifth.
+  const target = 4;
+  const bucketTile = (layer, bucket, interval) => tileResponse(page, layer,
+    (params) => params.get('from') === bucket.start && params.get('to') === bucketEnd(bucket.start, interval));
+  const dragged = bucketTile('incidents', months[target], 'month');
+  const draggedGrids = bucketTile('grids', months[target], 'month');
+  await dragSlider(page, 1, target);
+  const value = Number(await page.locator('#tl-range').inputValue());
+  expect(value === target, `dragging to month ${target} left the slider on ${value}`);
+  expect((await dragged).status() === 200 && (await draggedGrids).status() === 200, 'the bucket\'s tiles failed');
+  await page.waitForFunction((n) => document.querySelector('#report-count').dataset.count === String(n), months[target].reports);
+  const afterDrag = await shownCount(page);
+  expect(afterDrag.badge === String(months[target].reports), `badge shows ${afterDrag.badge}, the trend's ${months[target].start} has ${months[target].reports}`);
+  const monthNumber = Number(months[target].start.slice(5, 7));
+  expect(afterDrag.label.includes(`${monthNumber}月`), `the period label reads ${JSON.stringify(afterDrag.label)} for ${months[target].start}`);
+  const tileSources = await page.evaluate(() => ['incidents', 'grids'].map((id) => window.gridwatch.map.getSource(id).tiles[0]));
+  for (const url of tileSources) {
+    const params = new URL(url.replace('{z}/{x}/{y}', '0/0/0')).searchParams;
+    expect(params.get('from') === months[target].start && params.get('to') === bucketEnd(months[target].start, 'month'),
+      `a tile source still reads ${url}`);
+  }
+  await settle(page);
+  await page.screenshot({ path: shot('map-timeslider.png') });
+
+  // Play: the next month comes on its own; pause stops it.
+  const next = bucketTile('incidents', months[target + 1], 'month');
+  await page.locator('#tl-play').click();
+  expect((await next).status() === 200, 'the played step\'s tile failed');
+  await page.waitForFunction((n) => document.querySelector('#report-count').dataset.count === String(n), months[target + 1].reports);
+  await page.locator('#tl-play').click();
+  const paused = await page.evaluate(() => ({
+    playing: document.querySelector('#tl-play').getAttribute('aria-pressed'),
+    value: Number(document.querySelector('#tl-range').value),
+  }));
+  expect(paused.playing === 'false', 'the play button did not pause');
+  await page.waitForTimeout(2500);
+  const stayed = Number(await page.locator('#tl-range').inputValue());
+  expect(stayed === paused.value, `the slider moved on from ${paused.value} to ${stayed} after pausing`);
+
+  // Weekly: the week holding the month's first day, then one step on.
+  const weeks = (await api(page, '/api/v1/reports/trend?interval=week')).buckets;
+  await page.locator('#timeline [data-interval=week]').click();
+  await page.waitForFunction((n) => Number(document.querySelector('#tl-range').max) === n - 1, weeks.length);
+  const weekIndex = Number(await page.locator('#tl-range').inputValue());
+  const monthStart = months[paused.value].start;
+  expect(weeks[weekIndex].start <= monthStart && monthStart <= bucketEnd(weeks[weekIndex].start, 'week'),
+    `switching to weeks from ${monthStart} lands on the week of ${weeks[weekIndex].start}`);
+  const stepped = bucketTile('incidents', weeks[weekIndex + 1], 'week');
+  await page.locator('#tl-next').click();
+  expect((await stepped).status() === 200, 'the weekly step\'s tile failed');
+  const monday = new Date(`${weeks[weekIndex + 1].start}T00:00:00Z`).getUTCDay();
+  expect(monday === 1, `week ${weeks[weekIndex + 1].start} does not start on a Monday`);
+  await page.waitForFunction((n) => document.querySelector('#report-count').dataset.count === String(n), weeks[weekIndex + 1].reports);
+  const weekly = await shownCount(page);
+
+  // All time: no from/to, the whole count.
+  const total = months.reduce((sum, b) => sum + b.reports, 0);
+  const allTile = tileResponse(page, 'incidents', (params) => !params.has('from') && !params.has('to'));
+  await page.locator('#tl-all').click();
+  await allTile;
+  await page.waitForFunction((n) => document.querySelector('#report-count').dataset.count === String(n), total);
+  const mode = await page.evaluate(() => document.querySelector('#timeline').dataset.mode);
+  expect(mode === 'all', `the timeline is in ${mode} mode after "all time"`);
+  await page.locator('#timeline [data-interval=month]').click();
+  await page.waitForFunction((n) => Number(document.querySelector('#tl-range').max) === n - 1, months.length);
+  pass(`${months[target].start}: ${afterDrag.badge} reports ("${afterDrag.label}"); played on to ${months[target + 1].start}, paused; ` +
+    `week ${weeks[weekIndex + 1].start}: ${weekly.badge}; all time: ${total}`);
+}
+
+/** Expected class colour of a value under the legend's classes (`null` value: no data). */
+function classColour(legend, value) {
+  if (value === null || value === undefined) return legend.noData;
+  for (const item of legend.items) {
+    if ((item.min === null || value >= item.min) && (item.max === null || value < item.max)) return item.colour;
+  }
+  return 'none';
+}
+
+/** The choropleth as drawn: its paint, the legend's classes and every rendered grid's colour. */
+function readChoropleth(page, measure) {
+  return page.evaluate((measure) => {
+    const { map } = window.gridwatch;
+    const hex = (c) => '#' + [c.r, c.g, c.b].map((v) => Math.round((v / (c.a || 1)) * 255).toString(16).padStart(2, '0')).join('');
+    const items = [...document.querySelectorAll('#choropleth-legend .class-item:not(.no-data)')].map((li) => ({
+      colour: li.dataset.colour.toLowerCase(),
+      min: li.dataset.min === '' ? null : Number(li.dataset.min),
+      max: li.dataset.max === '' ? null : Number(li.dataset.max),
+    }));
+    const noData = document.querySelector('#choropleth-legend .class-item.no-data')?.dataset.colour.toLowerCase();
+    const features = map.queryRenderedFeatures({ layers: ['grid-choropleth'] });
+    return {
+      paint: JSON.stringify(map.getPaintProperty('grid-choropleth', 'fill-color')),
+      opacity: JSON.stringify(map.getPaintProperty('grid-choropleth', 'fill-opacity')),
+      heatVisible: map.getLayoutProperty('reports-heat', 'visibility'),
+      legend: { items, noData, text: document.querySelector('#choropleth-legend').innerText },
+      features: features.map((f) => ({ code: f.properties.code, value: f.properties[measure] ?? null, colour: hex(f.layer.paint['fill-color']) })),
+    };
+  }, measure);
+}
+
+function expectColoursFollowLegend(result, measure) {
+  const wrong = result.features.filter((f) => f.colour !== classColour(result.legend, f.value));
+  expect(wrong.length === 0, `${wrong.length} grids coloured against the legend for ${measure}, e.g. ` +
+    JSON.stringify(wrong.slice(0, 2).map((f) => ({ ...f, expected: classColour(result.legend, f.value) }))));
+}
+
+/** (g) Each choropleth measure changes the legend and the grids' fill colours. */
+async function choroplethChecks(page) {
+  check('(g) the choropleth switch colours the grids by each measure, with its legend');
+  await jumpAndSettle(page, URBAN_CORE);
+  const options = await page.locator('#choropleth-measure option').evaluateAll((nodes) => nodes.map((n) => n.value));
+  const measures = ['reports', 'density_km2', 'closure_rate', 'overdue', 'satisfaction_rate'];
+  expect(['off', ...measures].every((m) => options.includes(m)), `the switch offers ${options.join(', ')}`);
+  const legends = new Map();
+  const details = [];
+  for (const measure of measures) {
+    await page.locator('#choropleth-measure').selectOption(measure);
+    await page.waitForFunction((m) => document.querySelector('#legend').dataset.measure === m, measure);
+    await settle(page);
+    const result = await readChoropleth(page, measure);
+    expect(result.paint.includes(`["get","${measure}"]`), `fill-color does not read ${measure}: ${result.paint}`);
+    expect(result.opacity !== '0', `the choropleth is transparent with ${measure} chosen`);
+    expect(result.legend.items.length >= 3 && result.legend.noData, `the legend for ${measure} has ${result.legend.items.length} classes`);
+    expect(result.features.length > 50, `only ${result.features.length} grids drawn in the choropleth`);
+    expectColoursFollowLegend(result, measure);
+    const used = new Set(result.features.map((f) => f.colour));
+    // Over a whole year nearly every case is closed and few are overdue: one colour can be right there.
+    expect(['overdue', 'closure_rate'].includes(measure) || used.size >= 2, `all grids share one colour for ${measure}`);
+    const same = [...legends.entries()].find(([, text]) => text === result.legend.text);
+    expect(!same, `the legend for ${measure} reads as ${same?.[0]}'s: ${result.legend.text}`);
+    legends.set(measure, result.legend.text);
+    expect(result.heatVisible === 'none', 'the heatmap stays on over the choropleth');
+    details.push(`${measure} ${used.size} colours`);
+    if (measure === 'density_km2') await page.screenshot({ path: shot('map-choropleth.png') });
+  }
+
+  // A rate with nothing to rate is "no data", not the lowest class: the last month, barely begun,
+  // leaves most grids without a rated case. The classes follow the slider too.
+  const before = legends.get('satisfaction_rate');
+  await page.locator('#choropleth-measure').selectOption('reports');
+  await page.waitForFunction(() => document.querySelector('#legend').dataset.measure === 'reports');
+  const allTimeReports = (await readChoropleth(page, 'reports')).legend.items.map((item) => item.max);
+  await page.locator('#tl-range').focus();
+  await page.keyboard.press('End');
+  await page.waitForFunction(() => document.querySelector('#timeline').dataset.mode === 'bucket');
+  await settle(page);
+  const lastMonthReports = await readChoropleth(page, 'reports');
+  expectColoursFollowLegend(lastMonthReports, 'reports in the last month');
+  expect(JSON.stringify(lastMonthReports.legend.items.map((item) => item.max)) !== JSON.stringify(allTimeReports),
+    `the report classes stay ${JSON.stringify(allTimeReports)} for a single month`);
+  await page.locator('#choropleth-measure').selectOption('satisfaction_rate');
+  await page.waitForFunction(() => document.querySelector('#legend').dataset.measure === 'satisfaction_rate');
+  await settle(page);
+  const recent = await readChoropleth(page, 'satisfaction_rate');
+  expectColoursFollowLegend(recent, 'satisfaction_rate in the last month');
+  const noData = recent.features.filter((f) => f.value === null);
+  expect(noData.length > 0 && noData.every((f) => f.colour === recent.legend.noData),
+    `${noData.length} grids without a satisfaction rate in the last month, drawn ${[...new Set(noData.map((f) => f.colour))].join(', ')}`);
+  expect(recent.legend.noData !== recent.legend.items[0].colour, 'no data is drawn as the lowest class');
+  expect(recent.legend.text !== before, 'the legend does not name the period shown');
+  await page.locator('#tl-all').click();
+  await page.locator('#choropleth-measure').selectOption('off');
+  await settle(page);
+  const off = await page.evaluate(() => ({
+    opacity: window.gridwatch.map.getPaintProperty('grid-choropleth', 'fill-opacity'),
+    legendHidden: document.querySelector('#choropleth-legend').hidden,
+    heat: window.gridwatch.map.getLayoutProperty('reports-heat', 'visibility'),
+  }));
+  expect(off.opacity === 0 && off.legendHidden && off.heat === 'visible', `"off" leaves ${JSON.stringify(off)}`);
+  pass(`${details.join(', ')}, all as the legend says; last month: ${noData.length} of ${recent.features.length} grids "no data", ` +
+    `report classes ${JSON.stringify(allTimeReports.slice(0, 4))} → ${JSON.stringify(lastMonthReports.legend.items.map((i) => i.max).slice(0, 4))}; off hides it`);
+}
+
+/** (h) A clicked grid shows its trend: one bar per bucket, the total of the API's trend. */
+async function gridTrendChecks(page) {
+  check('(h) a clicked grid shows its trend chart and its figures');
+  await jumpAndSettle(page, URBAN_CORE);
+  const [target] = await gridClickTargets(page, 1);
+  expect(target, 'found no grid to click');
+  await page.mouse.click(target.x, target.y);
+  await page.locator('#trend-section [data-field=trend-chart]').waitFor({ state: 'attached' });
+  await page.locator('#figures-section [data-field=figures]').waitFor({ state: 'attached' });
+  const trend = await api(page, `/api/v1/reports/trend?interval=month&region=${target.code}`);
+  const sum = trend.buckets.reduce((s, b) => s + b.reports, 0);
+  const closed = trend.buckets.reduce((s, b) => s + b.closed, 0);
+  const shown = await page.evaluate((code) => {
+    const bars = [...document.querySelectorAll('#trend-section .trend-bar')].map((g) => ({
+      start: g.dataset.start, reports: Number(g.dataset.reports), closed: Number(g.dataset.closed),
+      height: Number(g.querySelector('rect.reports').getAttribute('height')),
+    }));
+    const total = document.querySelector('#trend-section [data-field=trend-total]');
+    const figure = (key) => document.querySelector(`#figures-section dd[data-measure=${key}]`)?.dataset.value;
+    const feature = window.gridwatch.map.querySourceFeatures('grids', { sourceLayer: 'grids', filter: ['==', ['get', 'code'], code] })[0];
+    return {
+      code: document.querySelector('#region-content [data-field=code]')?.textContent.trim(),
+      bars,
+      total: Number(total.dataset.total),
+      closed: Number(total.dataset.closed),
+      figures: { reports: figure('reports'), closure_rate: figure('closure_rate'), satisfaction_rate: figure('satisfaction_rate') },
+      tile: feature?.properties ?? null,
+    };
+  }, target.code);
+  expect(shown.code === target.code, `clicked ${target.code}, the panel shows ${shown.code}`);
+  expect(shown.bars.length === trend.buckets.length, `${shown.bars.length} bars for ${trend.buckets.length} buckets`);
+  expect(shown.bars.every((bar, i) => bar.start === trend.buckets[i].start && bar.reports === trend.buckets[i].reports && bar.closed === trend.buckets[i].closed),
+    'the bars do not follow the trend buckets');
+  const tallest = shown.bars.reduce((a, b) => (b.reports > a.reports ? b : a));
+  expect(tallest.height > 0 && shown.bars.every((bar) => bar.height <= tallest.height + 1e-6), 'the bar heights do not follow the counts');
+  expect(shown.total === sum && shown.closed === closed, `the chart's total is ${shown.total}/${shown.closed}, the trend's ${sum}/${closed}`);
+  expect(shown.tile && shown.figures.reports === String(shown.tile.reports)
+    && (shown.figures.closure_rate || undefined) === (shown.tile.closure_rate === undefined ? undefined : String(shown.tile.closure_rate)),
+  `figures ${JSON.stringify(shown.figures)} are not the tile's ${JSON.stringify(shown.tile)}`);
+  expect(Number(shown.figures.reports) === sum, `the tile says ${shown.figures.reports} reports for ${target.code}, its trend ${sum}`);
+  // The chart follows the slider's interval.
+  const weeks = await api(page, `/api/v1/reports/trend?interval=week&region=${target.code}`);
+  await page.locator('#timeline [data-interval=week]').click();
+  await page.waitForFunction((n) => document.querySelectorAll('#trend-section .trend-bar').length === n, weeks.buckets.length);
+  await page.locator('#timeline [data-interval=month]').click();
+  await page.waitForFunction((n) => document.querySelectorAll('#trend-section .trend-bar').length === n, trend.buckets.length);
+  // A click on a bar shows its month on the map.
+  const month = shown.bars.filter((bar) => bar.reports > 0).at(-2) ?? shown.bars[0];
+  const barTile = tileResponse(page, 'incidents', (params) => params.get('from') === month.start);
+  await page.locator(`#trend-section .trend-bar[data-start="${month.start}"] rect.hit`).click({ force: true });
+  await barTile;
+  await page.waitForFunction((start) => document.querySelector(`#trend-section .trend-bar[data-start="${start}"]`)?.classList.contains('current'), month.start);
+  await page.waitForFunction((n) => document.querySelector('#figures-section dd[data-measure=reports]')?.dataset.value === String(n), month.reports);
+  await settle(page);
+  await page.locator('#trend-section').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shot('map-grid-trend.png') });
+  pass(`${target.code}: ${shown.bars.length} monthly bars, ${shown.total} reports (${shown.closed} closed) = the trend's = the tile's; ` +
+    `weekly ${weeks.buckets.length} bars; bar ${month.start} → map and figures show its ${month.reports}`);
+}
+
+/** (i) The new controls in English. */
+async function englishAnalyticsChecks(page) {
+  check('(i) the timeline, choropleth and trend speak English');
+  await page.locator('#lang-toggle').click();
+  await page.waitForFunction(() => document.documentElement.lang === 'en');
+  await page.locator('#choropleth-measure').selectOption('satisfaction_rate');
+  await page.waitForFunction(() => document.querySelector('#legend').dataset.measure === 'satisfaction_rate');
+  const texts = await page.evaluate(() => ({
+    intervals: [...document.querySelectorAll('#timeline [data-interval]')].map((b) => b.textContent.trim()),
+    buttons: ['#tl-prev', '#tl-play', '#tl-next', '#tl-range'].map((sel) => document.querySelector(sel).getAttribute('aria-label')),
+    all: document.querySelector('#tl-all').textContent.trim(),
+    label: document.querySelector('#tl-label').textContent.trim(),
+    options: [...document.querySelectorAll('#choropleth-measure option')].map((o) => o.textContent.trim()),
+    chLabel: document.querySelector('[data-i18n=choropleth]').textContent.trim(),
+    legend: document.querySelector('#choropleth-legend').innerText.trim(),
+    panel: [...document.querySelectorAll('#figures-section h3, #figures-section .figures-period, #figures-section dt, #figures-section dd, #trend-section h3, #trend-section .trend-total, #trend-section .trend-key')]
+      .map((n) => n.textContent.trim()),
+    chart: [...document.querySelectorAll('#trend-section svg title, #trend-section svg text')].map((n) => n.textContent),
+  }));
+  const cjk = /[\u3400-\u9fff]/;
+  const all = [...texts.intervals, ...texts.buttons, texts.all, texts.label, ...texts.options, texts.chLabel, texts.legend, ...texts.panel, ...texts.chart];
+  // The chart's title names the region, whose name stays Chinese in both languages.
+  const chinese = all.filter((text) => !text || (cjk.test(text) && !text.startsWith('Report trend of')));
+  expect(chinese.length === 0, `not in English: ${JSON.stringify(chinese)}`);
+  expect(texts.intervals.join('/') === 'Weekly/Monthly' && texts.options.includes('Closure rate'), `unexpected labels ${JSON.stringify(texts)}`);
+  expect(texts.panel.length >= 10, `the panel shows only ${texts.panel.length} analytics texts`);
+  await page.screenshot({ path: shot('map-english-analytics.png') });
+  await page.locator('#choropleth-measure').selectOption('off');
+  await page.locator('#lang-toggle').click();
+  await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+  pass(`${texts.intervals.join('/')}, ${texts.buttons.join(', ')}, "${texts.all}", "${texts.label}", "${texts.options.join('/')}"`);
+}
+
 async function main() {
   const browser = await launchChromium();
   try {
@@ -107,6 +476,9 @@ async function main() {
     const page = await context.newPage();
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
     watch(page, 'desktop');
+    const tiles = recordTiles(page);
+    const apiCalls = [];
+    page.on('request', (request) => { if (request.url().includes('/api/')) apiCalls.push(request.url()); });
 
     check('page loads and reports ready');
     await openReady(page, `${baseUrl}/`);
@@ -127,7 +499,11 @@ async function main() {
     expect(overview.districtLabels > 0, 'no district label rendered in the initial view');
     const [lon, lat] = overview.center;
     expect(lon > 106.3 && lon < 107.4 && lat > 38.8 && lat < 40.1, `initial view is not on Wuhai (centre ${lon.toFixed(3)},${lat.toFixed(3)})`);
-    pass(`title ok, zoom ${overview.zoom.toFixed(1)}, ${overview.districtLabels} district labels, ${overview.count} reports`);
+    const cityTrend = await api(page, '/api/v1/reports/trend?interval=month');
+    const cityTotal = cityTrend.buckets.reduce((sum, b) => sum + b.reports, 0);
+    expect(Number(overview.count) === cityTotal, `the page shows ${overview.count} reports, the city's trend sums to ${cityTotal}`);
+    expect(!apiCalls.some((url) => url.includes('/reports/heat')), 'the page still downloads /api/v1/reports/heat');
+    pass(`title ok, zoom ${overview.zoom.toFixed(1)}, ${overview.districtLabels} district labels, ${overview.count} reports (= the trend's sum)`);
 
     check('(a) grid outlines render at an urban core');
     await jumpAndSettle(page, URBAN_CORE);
@@ -136,11 +512,37 @@ async function main() {
     expect(gridLines > 0, `queryRenderedFeatures on grid-line returned nothing at ${URBAN_CORE.center} z${URBAN_CORE.zoom}`);
     pass(`${gridLines} grid outline features at ${URBAN_CORE.center.join(',')} z${URBAN_CORE.zoom}`);
 
-    check('(b) heatmap draws pixels');
+    check('(b) heatmap is fed by /tiles/incidents and draws pixels');
+    const heatSource = await page.evaluate(() => {
+      const { map } = window.gridwatch;
+      const layer = map.getLayer('reports-heat');
+      const source = map.getSource(layer.source);
+      const features = map.querySourceFeatures(layer.source, { sourceLayer: 'incidents' });
+      return {
+        source: layer.source,
+        type: source.type,
+        tiles: source.tiles,
+        loaded: map.isSourceLoaded(layer.source),
+        weight: JSON.stringify(map.getPaintProperty('reports-heat', 'heatmap-weight')),
+        features: features.length,
+        reports: features.reduce((sum, f) => sum + (f.properties.count ?? 0), 0),
+      };
+    });
+    expect(heatSource.type === 'vector' && heatSource.tiles.every((u) => u.startsWith(`${origin}/tiles/incidents/{z}/{x}/{y}.mvt`)),
+      `the heat layer's source is ${heatSource.type} ${JSON.stringify(heatSource.tiles)}, not the incidents tiles`);
+    expect(heatSource.weight.includes('"count"'), `heatmap-weight does not use the cells' count: ${heatSource.weight}`);
+    expect(heatSource.loaded && heatSource.features > 0 && heatSource.reports > 0,
+      `the incidents source has ${heatSource.features} features (${heatSource.reports} reports; loaded: ${heatSource.loaded})`);
+    const incidentTiles = tiles.filter((tile) => tile.layer === 'incidents');
+    expect(incidentTiles.length > 0, 'no /tiles/incidents request was made');
+    const badTiles = tiles.filter((tile) => tile.status !== 200 && tile.status !== 304);
+    expect(badTiles.length === 0, `tile requests failed: ${badTiles.slice(0, 3).map((tile) => `${tile.status} ${tile.url}`).join(', ')}`);
     const heat = await heatmapPixelDifference(page);
     const share = heat.differing / heat.total;
     expect(share >= 0.005, `only ${heat.differing} of ${heat.total} pixels change when the heatmap is hidden (need ≥ 0.5%)`);
-    pass(`${heat.differing} pixels (${(share * 100).toFixed(1)}%) differ with the heatmap hidden`);
+    await page.screenshot({ path: shot('map-heat-tiles.png') });
+    pass(`${incidentTiles.length} incidents tiles (200), ${heatSource.features} features carrying ${heatSource.reports} reports in view; ` +
+      `${heat.differing} pixels (${(share * 100).toFixed(1)}%) differ with the heatmap hidden`);
 
     check('(c) clicking a grid opens its panel with code and party branch');
     const targets = await gridClickTargets(page, 6);
@@ -205,25 +607,40 @@ async function main() {
     expect(Number.isFinite(initial) && initial > 0, `no reports shown before filtering (count ${initial})`);
     const firstBox = page.locator('#category-list input[type=checkbox]').first();
     const code = await firstBox.getAttribute('value');
-    const filtered = page.waitForResponse((r) => r.url().includes('/api/v1/reports/heat') && r.url().includes('category='));
+    const categoriesOf = (params) => (params.get('category') ?? '').split(',');
+    const filteredTrend = page.waitForResponse((r) => r.url().includes('/api/v1/reports/trend') && r.url().includes('category='));
+    const filteredTile = tileResponse(page, 'incidents', (params) => params.has('category') && !categoriesOf(params).includes(code));
+    const filteredGrids = tileResponse(page, 'grids', (params) => params.has('category') && !categoriesOf(params).includes(code));
     await firstBox.uncheck();
-    const response = await filtered;
-    expect(response.ok(), `filtered heat request failed with ${response.status()}`);
+    const response = await filteredTrend;
+    expect(response.ok(), `filtered trend request failed with ${response.status()}`);
     expect(!decodeURIComponent(response.url()).split('category=')[1].split('&')[0].split(',').includes(code),
       `unchecked category ${code} is still in the query ${response.url()}`);
+    for (const tile of [await filteredTile, await filteredGrids]) {
+      expect(tile.status() === 200, `filtered tile ${tile.url()} answered ${tile.status()}`);
+    }
     await page.waitForFunction((n) => {
       const c = document.querySelector('#report-count').dataset.count;
       return c !== '' && Number(c) !== n;
     }, initial);
     const afterCategory = Number(await readCount());
     expect(afterCategory < initial, `count went from ${initial} to ${afterCategory} after removing ${code}`);
-    const dated = page.waitForResponse((r) => r.url().includes('/api/v1/reports/heat') && r.url().includes('from='));
+    const filteredSum = (await response.json()).buckets.reduce((sum, b) => sum + b.reports, 0);
+    expect(afterCategory === filteredSum, `the page shows ${afterCategory}, the filtered trend sums to ${filteredSum}`);
+    const dated = page.waitForResponse((r) => r.url().includes('/api/v1/reports/trend') && r.url().includes('from='));
+    const datedTile = tileResponse(page, 'incidents', (params) => params.get('from') === '2026-04-01');
     await page.locator('#date-from').fill('2026-04-01');
-    expect((await dated).ok(), 'heat request with a date filter failed');
+    expect((await dated).ok(), 'trend request with a date filter failed');
+    expect((await datedTile).ok(), 'incidents tile with a date filter failed');
     await page.waitForFunction(() => document.querySelector('#report-count').dataset.count !== '');
     const afterDate = Number(await readCount());
-    expect(afterDate <= afterCategory, `count rose from ${afterCategory} to ${afterDate} after adding a start date`);
-    pass(`${initial} → ${afterCategory} without ${code} → ${afterDate} from 2026-04-01`);
+    expect(afterDate <= afterCategory, `count went from ${afterCategory} to ${afterDate} after adding a start date`);
+    pass(`${initial} → ${afterCategory} without ${code} → ${afterDate} from 2026-04-01; tiles and trend follow`);
+
+    await timeSliderChecks(page);
+    await choroplethChecks(page);
+    await gridTrendChecks(page);
+    await englishAnalyticsChecks(page);
 
     check('phone-sized viewport: filters collapse, panel fits');
     const phone = await browser.newContext({
@@ -251,8 +668,55 @@ async function main() {
     expect(sheet.y + sheet.height <= PHONE.height + 1 && sheet.height <= PHONE.height * 0.6,
       `region panel does not fit as a bottom sheet (top ${Math.round(sheet.y)}, height ${Math.round(sheet.height)})`);
     await mobile.screenshot({ path: shot('phone-panel.png') });
-    await phone.close();
     pass(`collapsed filters ${Math.round(collapsed.width)}px wide, open on tap; tapped grid ${tapTarget.code} opens a ${Math.round(sheet.height)}px sheet`);
+
+    check('phone-sized viewport: timeline, choropleth legend and trend fit');
+    await mobile.locator('#region-close').tap();
+    await mobile.locator('#region-panel').waitFor({ state: 'hidden' });
+    const timelineBox = await mobile.locator('#timeline').boundingBox();
+    expect(timelineBox && timelineBox.x >= 0 && timelineBox.x + timelineBox.width <= PHONE.width + 0.5,
+      `the timeline does not fit the phone's width (${JSON.stringify(timelineBox)})`);
+    const controls = await mobile.evaluate(() => {
+      const bar = document.querySelector('#timeline').getBoundingClientRect();
+      const parts = ['.segmented', '#tl-prev', '#tl-play', '#tl-next', '#tl-label', '#tl-all', '#tl-range']
+        .map((sel) => ({ sel, r: document.querySelector(sel).getBoundingClientRect() }));
+      const outside = parts.filter(({ r }) => r.left < bar.left - 0.5 || r.right > bar.right + 0.5 || r.top < bar.top - 0.5 || r.bottom > bar.bottom + 0.5)
+        .map(({ sel }) => sel);
+      const overlaps = [];
+      for (let i = 0; i < parts.length; i++) {
+        for (let j = i + 1; j < parts.length; j++) {
+          const a = parts[i].r, b = parts[j].r;
+          if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) overlaps.push(`${parts[i].sel}/${parts[j].sel}`);
+        }
+      }
+      const small = parts.filter(({ sel, r }) => sel !== '#tl-label' && (r.height < 24 || r.width < 24)).map(({ sel }) => sel);
+      const legend = document.querySelector('#legend').getBoundingClientRect();
+      return { outside, overlaps, small, legendAbove: legend.bottom <= bar.top, range: parts.at(-1).r.width };
+    });
+    expect(controls.outside.length === 0, `timeline controls stick out of the bar: ${controls.outside.join(', ')}`);
+    expect(controls.overlaps.length === 0, `timeline controls overlap: ${controls.overlaps.join(', ')}`);
+    expect(controls.small.length === 0, `timeline controls too small to tap: ${controls.small.join(', ')}`);
+    expect(controls.legendAbove, 'the legend overlaps the timeline on a phone');
+    expect(controls.range >= PHONE.width * 0.6, `the slider's track is only ${Math.round(controls.range)}px wide`);
+    await mobile.locator('#choropleth-measure').selectOption('density_km2');
+    // With the choropleth on the heat is set aside, so it is the grids tiles that follow the slider.
+    const phoneTile = tileResponse(mobile, 'grids', (params) => params.has('from'));
+    await mobile.locator('#tl-next').tap();
+    await phoneTile;
+    await settle(mobile);
+    await mobile.waitForFunction(() => document.querySelector('#legend').dataset.measure === 'density_km2');
+    const phoneScroll = await mobile.evaluate(() => document.documentElement.scrollWidth);
+    expect(phoneScroll <= PHONE.width, `page is wider than the phone screen with the analytics on (${phoneScroll}px)`);
+    await mobile.screenshot({ path: shot('map-phone-analytics.png') });
+    await mobile.touchscreen.tap(tapTarget.x, tapTarget.y);
+    await mobile.locator('#trend-section [data-field=trend-chart]').waitFor({ state: 'attached' });
+    await mobile.locator('#trend-section').scrollIntoViewIfNeeded();
+    const chart = await mobile.locator('#trend-section [data-field=trend-chart]').boundingBox();
+    const sheet2 = await mobile.locator('#region-panel').boundingBox();
+    expect(chart.width <= sheet2.width && chart.x >= sheet2.x, `the trend chart (${Math.round(chart.width)}px) does not fit the sheet`);
+    await mobile.screenshot({ path: shot('map-phone-trend.png') });
+    await phone.close();
+    pass(`timeline ${Math.round(timelineBox.width)}×${Math.round(timelineBox.height)}px, track ${Math.round(controls.range)}px, no overlaps; trend chart ${Math.round(chart.width)}px in the sheet`);
 
     done();
   } finally {
