@@ -10,7 +10,6 @@ use crate::storage::Db;
 use crate::tiles::TileFilter;
 use crate::workflow::Gridwatch;
 use anyhow::Context;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -46,21 +45,7 @@ async fn run_with(db: Db, permutations: usize, python: std::path::PathBuf) -> an
     let gw = Gridwatch::open(db.clone(), 50.0).await?;
     crate::demo::load(&gw).await.context("loading the demo")?;
     let areas = db.grid_counts(None, &TileFilter::default()).await?;
-    let position: HashMap<&str, usize> = areas
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.code.as_str(), i))
-        .collect();
-    let y: Vec<f64> = areas.iter().map(|a| a.reports as f64).collect();
-    let neighbours: Vec<Vec<usize>> = areas
-        .iter()
-        .map(|a| {
-            a.touching
-                .iter()
-                .filter_map(|c| position.get(c.as_str()).copied())
-                .collect()
-        })
-        .collect();
+    let (y, neighbours) = crate::storage::tiles::values_and_neighbours(&areas);
     let links: usize = neighbours.iter().map(Vec::len).sum();
     println!(
         "hot-spot benchmark: Gi* over {} grids ({} reports, {:.1} neighbours each), {permutations} permutations",

@@ -2,7 +2,7 @@
 //! and notices, and the live stream of changes.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{json_body, query};
+use super::extract::{comma_list, json_body, query};
 use super::AppState;
 use crate::domain::GridCode;
 use crate::storage::dispatch::{CaseFilter, NoticeRow};
@@ -27,18 +27,6 @@ pub const ACTION_BODY_LIMIT: usize = 72 * 1024 * 1024;
 pub(super) fn parse_id(what: &str, s: &str) -> ApiResult<i64> {
     s.parse()
         .map_err(|_| ApiError::bad_request(format!("{what} id {s:?} is not a number"), Some("id")))
-}
-
-fn comma_list(s: &Option<String>) -> Vec<String> {
-    s.as_deref()
-        .map(|c| {
-            c.split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -2,7 +2,7 @@
 //! period before and the same period last year, with the "rising" ones first.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::query;
+use super::extract::{comma_list, query, region_link};
 use super::AppState;
 use crate::analysis::emerging::rising;
 use crate::workflow::intake::Link;
@@ -122,17 +122,7 @@ pub(super) async fn emerging(
     };
     let year_back = |d: NaiveDate| d.checked_sub_months(Months::new(12)).unwrap_or(d);
     let (ly_from, ly_to) = (year_back(cur_from), year_back(cur_to));
-    let categories: Vec<String> = q
-        .category
-        .as_deref()
-        .map(|c| {
-            c.split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let categories = comma_list(&q.category);
     let known = s.gw.categories();
     if let Some(c) = categories.iter().find(|c| !known.contains_key(c.as_str())) {
         return Err(ApiError::invalid(
@@ -140,18 +130,11 @@ pub(super) async fn emerging(
             format!("unknown category {c:?}"),
         ));
     }
-    let region = match &q.region {
-        None => None,
-        Some(code) => Some(Link {
-            name: s
-                .gw
-                .index()
-                .get(code)
-                .map(|r| r.name.clone())
-                .ok_or_else(|| ApiError::NotFound(format!("no region with code {code}")))?,
-            code: code.clone(),
-        }),
-    };
+    let region = q
+        .region
+        .as_deref()
+        .map(|code| region_link(&s.gw, code))
+        .transpose()?;
     let counts =
         s.gw.db
             .window_counts(

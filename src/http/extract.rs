@@ -57,3 +57,30 @@ pub fn query<T: DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
         }
     })
 }
+
+/// A comma-separated list parameter (`category=a,b`): trimmed, empty items dropped.
+pub fn comma_list(s: &Option<String>) -> Vec<String> {
+    s.as_deref()
+        .map(|c| {
+            c.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The region a `region`/`parent` parameter names, as a link; 404 when there is none.
+pub fn region_link(
+    gw: &crate::workflow::Gridwatch,
+    code: &str,
+) -> Result<crate::workflow::intake::Link, ApiError> {
+    gw.index()
+        .get(code)
+        .map(|r| crate::workflow::intake::Link {
+            code: code.to_owned(),
+            name: r.name.clone(),
+        })
+        .ok_or_else(|| ApiError::NotFound(format!("no region with code {code}")))
+}

@@ -10,7 +10,6 @@ use crate::workflow::intake::Link;
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 pub const MAX_PERMUTATIONS: usize = 9999;
 
@@ -134,21 +133,7 @@ pub(super) async fn hotspots(
         s.gw.db
             .grid_counts(parent.as_ref().map(|p| p.code.as_str()), &filter)
             .await?;
-    let position: HashMap<&str, usize> = areas
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.code.as_str(), i))
-        .collect();
-    let y: Vec<f64> = areas.iter().map(|a| a.reports as f64).collect();
-    let neighbours: Vec<Vec<usize>> = areas
-        .iter()
-        .map(|a| {
-            a.touching
-                .iter()
-                .filter_map(|c| position.get(c.as_str()).copied())
-                .collect()
-        })
-        .collect();
+    let (y, neighbours) = crate::storage::tiles::values_and_neighbours(&areas);
     let seed = q.seed.unwrap_or(0);
     let result =
         tokio::task::spawn_blocking(move || gi_star(&y, &neighbours, permutations, alpha, seed))

@@ -403,20 +403,11 @@ pub(super) async fn trend(
     }
     .to_filter()?;
     check_categories(&s, &filter)?;
-    let region = match &filter.region {
-        None => None,
-        Some(code) => {
-            let name =
-                s.gw.index()
-                    .get(code)
-                    .map(|r| r.name.clone())
-                    .ok_or_else(|| ApiError::NotFound(format!("no region with code {code}")))?;
-            Some(crate::workflow::intake::Link {
-                code: code.clone(),
-                name,
-            })
-        }
-    };
+    let region = filter
+        .region
+        .as_deref()
+        .map(|code| super::extract::region_link(&s.gw, code))
+        .transpose()?;
     if let (Some(f), Some(t)) = (filter.from, filter.to) {
         let days = (t - f).num_days();
         let buckets = match interval {

@@ -5,7 +5,7 @@
 //! change inside it.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::query;
+use super::extract::{comma_list, query};
 use super::reports::parse_time;
 use super::AppState;
 use crate::domain::case::CaseState;
@@ -29,18 +29,6 @@ struct TileQuery {
     state: Option<String>,
     from: Option<String>,
     to: Option<String>,
-}
-
-fn comma_list(s: &Option<String>) -> Vec<String> {
-    s.as_deref()
-        .map(|c| {
-            c.split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn filter_of(s: &AppState, raw: Option<String>) -> ApiResult<TileFilter> {

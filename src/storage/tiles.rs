@@ -230,6 +230,26 @@ pub struct AreaCount {
     pub touching: Vec<String>,
 }
 
+/// The counts as values and the neighbours as positions in `areas`, for `analysis::hotspots`.
+pub fn values_and_neighbours(areas: &[AreaCount]) -> (Vec<f64>, Vec<Vec<usize>>) {
+    let position: std::collections::HashMap<&str, usize> = areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.code.as_str(), i))
+        .collect();
+    let y = areas.iter().map(|a| a.reports as f64).collect();
+    let neighbours = areas
+        .iter()
+        .map(|a| {
+            a.touching
+                .iter()
+                .filter_map(|c| position.get(c.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    (y, neighbours)
+}
+
 impl Db {
     /// The current grids (under `parent`, by code prefix, when given) with their report counts
     /// under `filter` and their neighbours.
