@@ -152,6 +152,15 @@ impl Db {
         .await
         .map_err(db("moving imported rows into report"))?
         .rows_affected();
+        // One notification for the whole import, so listening servers drop the tiles over it.
+        sqlx::query(
+            "select pg_notify('gridwatch_tiles', json_build_object('table', 'report', 'bbox',
+                     json_build_array(min(st_x(geom)), min(st_y(geom)), max(st_x(geom)), max(st_y(geom))))::text)
+               from import_stage having count(*) > 0",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db("announcing the imported rows"))?;
         tx.commit().await.map_err(db("committing an import"))?;
         Ok(Loaded {
             inserted,

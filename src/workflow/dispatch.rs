@@ -1185,7 +1185,11 @@ impl Gridwatch {
         };
         tx.commit().await?;
         self.announce(id, to.as_str(), action.as_str());
-        self.case_detail(id).await
+        let detail = self.case_detail(id).await?;
+        // Its state and the grid's figures show in the tiles over it.
+        let (lon, lat) = (detail.summary.lon, detail.summary.lat);
+        self.tiles.invalidate_area([lon, lat, lon, lat]);
+        Ok(detail)
     }
 
     /// 三审: responsibility, difficulty, urgency; the lead and co-departments as proposed or

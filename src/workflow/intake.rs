@@ -397,6 +397,11 @@ impl Gridwatch {
             views.push((row, located, routing));
         }
         let ids = self.intake.file(items, self.notice_config.sms()).await?;
+        // The tiles over the new reports are stale now.
+        for (_, located, _) in &views {
+            self.tiles
+                .invalidate_area([located.lon, located.lat, located.lon, located.lat]);
+        }
         let filed: Vec<Filed> = ids
             .into_iter()
             .zip(views)

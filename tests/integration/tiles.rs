@@ -307,6 +307,43 @@ async fn tiles_are_gzipped_tagged_cached_and_dropped_when_reports_arrive_in_them
         header(&get(&app, &far_uri, &[]).await, "x-tile-cache"),
         "hit"
     );
+
+    // A bulk import (as `gridwatch reports import` in another process would) reaches the cache
+    // only through the database's notification: wait for it (≤ 10 s).
+    let etag = header(&get(&app, &uri, &[]).await, "etag").to_owned();
+    let csv = "工单编号,受理时间,经度,纬度,诉求类别\nT-1,2026-11-03 08:15,106.8415,39.6640,油烟\n";
+    let opts = gridwatch::workflow::report_import::ImportOptions {
+        crs: gridwatch::domain::Crs::Wgs84,
+        source: gridwatch::domain::ReportSource::Hotline,
+    };
+    let outcome = app
+        .gw
+        .import_reports(
+            csv.as_bytes(),
+            gridwatch::workflow::report_import::ImportFormat::Csv,
+            &opts,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.loaded.inserted, 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let a = get(&app, &uri, &[("if-none-match", &etag)]).await;
+        if a.status == StatusCode::OK {
+            assert_eq!(total(&features(&a.body, "incidents")), now + 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tile was never rebuilt after an import into it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        header(&get(&app, &far_uri, &[]).await, "x-tile-cache"),
+        "hit"
+    );
 }
 
 #[tokio::test]
