@@ -3,12 +3,13 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{comma_list, query, region_link};
+use super::reports::china;
 use super::AppState;
 use crate::analysis::emerging::rising;
 use crate::workflow::intake::Link;
 use axum::extract::{RawQuery, State};
 use axum::Json;
-use chrono::{DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Most rows answered.
@@ -60,10 +61,6 @@ pub(super) struct Emerging {
     /// how many rows are rising (all of them are listed first)
     rising: usize,
     rows: Vec<EmergingRow>,
-}
-
-fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
 fn start_of(d: NaiveDate) -> DateTime<Utc> {

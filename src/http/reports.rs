@@ -139,7 +139,7 @@ struct FilterQuery {
 }
 
 /// Calendar dates are days in China Standard Time, where the users are.
-fn china() -> FixedOffset {
+pub(super) fn china() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
 }
 

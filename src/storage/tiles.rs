@@ -19,6 +19,20 @@ fn list(v: &[String]) -> Option<Vec<String>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
 
+type Scalar<'q, O> = sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
+/// Binds the tile (`$1..$3`) and the report filter (`$4..$8`).
+fn bind_tile<'q, O>(q: Scalar<'q, O>, tile: TileId, filter: &TileFilter) -> Scalar<'q, O> {
+    q.bind(tile.z as i32)
+        .bind(tile.x as i32)
+        .bind(tile.y as i32)
+        .bind(list(&filter.categories))
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(list(&filter.sources))
+        .bind(list(&filter.states))
+}
+
 /// The tile envelope in Web Mercator (`e`), and in lon/lat with the buffer (`b`), for `$1..$3`.
 fn envelope() -> String {
     let margin = BUFFER as f64 / EXTENT as f64;
@@ -36,22 +50,18 @@ impl Db {
         let cell = match tile.cell_m() {
             Some(c) => c,
             None => {
-                let n: i64 = sqlx::query_scalar(&format!(
-                    "with {} select count(*) from (
+                let n: i64 = bind_tile(
+                    sqlx::query_scalar(&format!(
+                        "with {} select count(*) from (
                          select 1 from report rp, box
                           where rp.geom && box.b and {REPORT_FILTER}
                           limit {}) few",
-                    envelope(),
-                    MAX_RAW_FEATURES + 1
-                ))
-                .bind(tile.z as i32)
-                .bind(tile.x as i32)
-                .bind(tile.y as i32)
-                .bind(list(&filter.categories))
-                .bind(filter.from)
-                .bind(filter.to)
-                .bind(list(&filter.sources))
-                .bind(list(&filter.states))
+                        envelope(),
+                        MAX_RAW_FEATURES + 1
+                    )),
+                    tile,
+                    filter,
+                )
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db("counting a tile's incidents"))?;
@@ -76,15 +86,7 @@ impl Db {
                    from cells, box) t where geom is not null), ''::bytea)",
             env = envelope()
         );
-        sqlx::query_scalar(&sql)
-            .bind(tile.z as i32)
-            .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .bind(list(&filter.categories))
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(list(&filter.sources))
-            .bind(list(&filter.states))
+        bind_tile(sqlx::query_scalar(&sql), tile, filter)
             .bind(cell)
             .fetch_one(&self.pool)
             .await
@@ -104,15 +106,7 @@ impl Db {
                   where rp.geom && box.b and {REPORT_FILTER}) t where geom is not null), ''::bytea)",
             env = envelope()
         );
-        sqlx::query_scalar(&sql)
-            .bind(tile.z as i32)
-            .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .bind(list(&filter.categories))
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(list(&filter.sources))
-            .bind(list(&filter.states))
+        bind_tile(sqlx::query_scalar(&sql), tile, filter)
             .fetch_one(&self.pool)
             .await
             .map_err(db("building an incidents tile"))
@@ -175,15 +169,7 @@ impl Db {
                    left join cs on cs.code = g.code) t where geom is not null), ''::bytea)",
             env = envelope()
         );
-        sqlx::query_scalar(&sql)
-            .bind(tile.z as i32)
-            .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .bind(list(&filter.categories))
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(list(&filter.sources))
-            .bind(list(&filter.states))
+        bind_tile(sqlx::query_scalar(&sql), tile, filter)
             .bind(now)
             .fetch_one(&self.pool)
             .await
