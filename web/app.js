@@ -1,8 +1,10 @@
 /**
  * gridwatch map page: a heatmap of citizens' reports over the grid hierarchy of Wuhai, and the
- * street leader's analytics: a time slider, a choropleth of the grids' figures and a grid's trend.
+ * street leader's analytics: a time slider, a choropleth of the grids' figures, a grid's trend,
+ * hot and cold spots (Getis–Ord Gi*) and the list of rising grids.
  *
- * What this module owns: fetching the JSON API (config, categories, regions, trend, region detail),
+ * What this module owns: fetching the JSON API (config, categories, regions, trend, region detail,
+ * hotspots, emerging),
  * drawing it with MapLibre GL JS over the server's vector tiles (`/tiles/incidents`, `/tiles/grids`,
  * both under the same filter), the filters panel, the timeline, the legend with its choropleth
  * switch, the region panel with its trend chart (inline SVG) and the language switch.
@@ -21,7 +23,7 @@
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { basemapFont } from './basemap.js';
 import { t, applyStaticText, rememberLanguage, initialLanguage, formatNumber, nextLevelWord } from './i18n.js';
-import { el } from './dom.js';
+import { el, setChildren } from './dom.js';
 
 // Relative to the page, so the UI keeps working if the binary ever serves it under a path prefix.
 const API = 'api/v1';
@@ -101,6 +103,22 @@ const MEASURES = {
 };
 const MEASURE_KEYS = Object.keys(MEASURES);
 
+/*
+ * Hot and cold spots (GET /api/v1/hotspots: Getis–Ord Gi* over the grids, Benjamini–Hochberg FDR).
+ * 9999 permutations: with ~700 grids, FDR control needs p-values below α·k/n, which 999 (p ≥ 0.001)
+ * cannot give; the server answers the city's 704 grids in well under a second at 9999.
+ */
+const HOTSPOT_PERMUTATIONS = 9999;
+const HOTSPOT_ALPHA = 0.05;
+const HOT_COLOUR = '#d7301f';
+const HOT_LINE = '#a50f15';
+const COLD_COLOUR = '#2b6cb0';
+const COLD_LINE = '#08306b';
+const spotState = ['to-string', ['coalesce', ['feature-state', 'spot'], '']];
+
+/** The rising list's periods, as GET /api/v1/emerging takes them. */
+const RISING_PERIODS = ['week', 'month'];
+
 const state = {
   lang: initialLanguage(LANG_STORAGE_KEY),
   map: null,
@@ -137,6 +155,15 @@ const state = {
   selected: null,             // code of the region in the panel
   detail: null,               // its detail, once loaded
   detailAbort: null,
+  // Hot spots: whether they are shown, and the answer for the filter shown.
+  hotspotsOn: false,
+  hotspots: null,             // { key, data?, error?, none? } (none: no category selected)
+  hotspotAbort: null,
+  hotspotByCode: new Map(),   // code -> grid of the answer drawn (hot or cold only)
+  // The rising list: open or not, its period (null: the timeline's interval), a day the user
+  // picked (null: follow the timeline, else today), and the answer shown.
+  rising: { open: false, period: null, at: null, key: null, data: null, error: null, fallback: false, selected: null },
+  risingAbort: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -516,6 +543,23 @@ function addOverlay(map, regions) {
     });
   }
 
+  // Hot and cold spots: the grids tiles' grids, coloured by a feature-state `spot` ('hot' or
+  // 'cold') that the hot spots answer sets; hidden while the switch is off.
+  map.addLayer({
+    id: 'grid-hotspot-fill',
+    type: 'fill',
+    source: 'grids',
+    'source-layer': 'grids',
+    filter: levelFilter('grid'),
+    layout: { visibility: 'none' },
+    paint: {
+      'fill-color': ['match', spotState, 'hot', HOT_COLOUR, 'cold', COLD_COLOUR, '#000000'],
+      // Zoom on the outside: MapLibre takes ['zoom'] only as the input of a top-level curve.
+      'fill-opacity': interpolateZoom([10, [0.75, 0.65], 14, [0.55, 0.42]], ([hot, cold]) => ['match', spotState, 'hot', hot, 'cold', cold, 0]),
+      'fill-antialias': false,
+    },
+  });
+
   map.addLayer({
     id: 'reports-heat',
     type: 'heatmap',
@@ -577,6 +621,21 @@ function addOverlay(map, regions) {
       },
     });
   }
+
+  map.addLayer({
+    id: 'grid-hotspot-line',
+    type: 'line',
+    source: 'grids',
+    'source-layer': 'grids',
+    filter: levelFilter('grid'),
+    layout: { visibility: 'none', 'line-join': 'round' },
+    paint: {
+      'line-color': ['match', spotState, 'hot', HOT_LINE, 'cold', COLD_LINE, '#000000'],
+      'line-opacity': ['match', spotState, 'hot', 0.9, 'cold', 0.8, 0],
+      // Grids are a few pixels across at the city's zoom: a firm outline keeps them visible there.
+      'line-width': interpolateZoom([8, 1.4, 12, 1.6, 15, 2.4, 17, 3.2]),
+    },
+  }, 'community-line');
 
   for (const level of ['micro_grid', 'grid', 'community', 'street', 'district']) {
     const spec = LABEL_STYLE[level];
@@ -656,7 +715,9 @@ function onPointerMove(event) {
     return;
   }
   const { name, code, level } = feature.properties;
-  tip.textContent = `${regionTitle(name, code)} · ${levelName(level)}`;
+  const spot = state.hotspotsOn ? state.hotspotByCode.get(code) : null;
+  tip.textContent = `${regionTitle(name, code)} · ${levelName(level)}` +
+    (spot ? ` · ${t(state.lang, `hotspot_tip_${spot.class}`)} (z = ${formatNumber(state.lang, Number(spot.z.toFixed(2)))})` : '');
   // Beside the pointer, flipped to its left near the right edge so it never runs off the map.
   const { x, y } = event.point;
   const flip = x > state.map.getCanvas().clientWidth - 280;
@@ -695,7 +756,7 @@ function keepInView(code) {
   if (isNarrow()) {
     target = [point.x, (panel.top - canvas.top) / 2];
   } else {
-    const left = $('filters').getBoundingClientRect().right - canvas.left;
+    const left = leftPanelRight() - canvas.left;
     target = [(left + panel.left - canvas.left) / 2, point.y];
   }
   state.map.panBy([point.x - target[0], point.y - target[1]], { duration: reducedMotion() ? 0 : 400 });
@@ -1116,10 +1177,12 @@ function renderAll() {
   renderCategories();
   renderMeasureOptions();
   renderChoroplethLegend();
+  renderHotspotLegend();
   renderTimeline();
   renderCount();
   renderZoomHint();
   renderPanel();
+  renderRising();
   updateMapLanguage();
 }
 
@@ -1248,6 +1311,8 @@ function applyFilter() {
   renderCount();
   renderTimeline();
   renderTrendHighlight();
+  refreshHotspots();
+  refreshRising();
 }
 
 function updateLayerVisibility() {
@@ -1267,6 +1332,8 @@ function updateLayerVisibility() {
 /** Shows bucket `index` (-1: all time); `defer` while dragging, so tiles follow once it rests. */
 function setBucket(index, { defer = false } = {}) {
   state.bucketIndex = index >= 0 && index < state.buckets.length ? index : -1;
+  // The rising list follows the timeline again, whatever day was picked in it.
+  state.rising.at = null;
   clearTimeout(state.dragTimer);
   if (defer) {
     state.count = shownCount();
@@ -1484,7 +1551,7 @@ function setMeasure(measure) {
   // The heat over a choropleth muddles both; turning the choropleth on sets the heat aside (its
   // switch brings it back), and turning it off brings the heat back.
   if (previous === 'off' && state.measure !== 'off') state.heatOn = false;
-  if (state.measure === 'off') state.heatOn = true;
+  if (state.measure === 'off' && !state.hotspotsOn) state.heatOn = true;
   $('heat-toggle').checked = state.heatOn;
   $('choropleth-measure').value = state.measure;
   updateLayerVisibility();
@@ -1549,6 +1616,343 @@ function renderChoroplethLegend() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hot and cold spots (GET /api/v1/hotspots), drawn as a feature-state of the grids tiles
+
+/** The hot spots query: the tiles' filter (categories and the time shown) and the method. */
+function hotspotPath() {
+  const { from, to } = shownRange();
+  const params = [...categoryParams(), ...dateParams(from, to),
+    `permutations=${HOTSPOT_PERMUTATIONS}`, `alpha=${HOTSPOT_ALPHA}`];
+  return `hotspots?${params.join('&')}`;
+}
+
+/** Marks the answer's hot and cold grids on the grids source; every other grid is left plain. */
+function setHotspotStates(grids) {
+  const map = state.map;
+  if (!map?.getSource('grids')) return;
+  map.removeFeatureState({ source: 'grids', sourceLayer: 'grids' });
+  state.hotspotByCode = new Map();
+  for (const grid of grids) {
+    if (grid.class !== 'hot' && grid.class !== 'cold') continue;
+    state.hotspotByCode.set(grid.code, grid);
+    map.setFeatureState({ source: 'grids', sourceLayer: 'grids', id: grid.code }, { spot: grid.class });
+  }
+}
+
+/** Asks for the spots of the filter shown, unless they are already drawn; the newest ask wins. */
+async function refreshHotspots() {
+  if (!state.hotspotsOn || !state.map?.getLayer('grid-hotspot-fill')) return;
+  if (state.selectedCategories.size === 0) {
+    state.hotspotAbort?.abort();
+    setHotspotStates([]);
+    state.hotspots = { key: null, none: true };
+    renderHotspotLegend();
+    return;
+  }
+  const key = hotspotPath();
+  if (state.hotspots?.key === key && !state.hotspots.error) return;
+  state.hotspotAbort?.abort();
+  const abort = new AbortController();
+  state.hotspotAbort = abort;
+  // The spots drawn stay until the new answer replaces them; the legend says it is computing.
+  state.hotspots = { key };
+  renderHotspotLegend();
+  const started = performance.now();
+  try {
+    const data = await getJson(key, { signal: abort.signal });
+    if (abort.signal.aborted || !state.hotspotsOn) return;
+    state.hotspots = { key, data, ms: Math.round(performance.now() - started) };
+    setHotspotStates(data.grids ?? []);
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    state.hotspots = { key, error: err.message };
+    setHotspotStates([]);
+    showError(err);
+  }
+  renderHotspotLegend();
+}
+
+function setHotspots(on) {
+  state.hotspotsOn = on;
+  $('hotspot-toggle').checked = on;
+  // Switched before the map is up: start() draws them once their layers exist.
+  if (!state.map?.getLayer('grid-hotspot-fill')) return;
+  // As with the choropleth, the heat over the spots muddles both: it steps aside (its switch
+  // brings it back), and comes back when neither is on.
+  if (on) state.heatOn = false;
+  else if (state.measure === 'off') state.heatOn = true;
+  $('heat-toggle').checked = state.heatOn;
+  for (const id of ['grid-hotspot-fill', 'grid-hotspot-line']) {
+    state.map.setLayoutProperty(id, 'visibility', on ? 'visible' : 'none');
+  }
+  updateLayerVisibility();
+  if (on) {
+    refreshHotspots();
+  } else {
+    state.hotspotAbort?.abort();
+    state.hotspots = null;
+    setHotspotStates([]);
+    renderHotspotLegend();
+  }
+}
+
+function renderHotspotLegend() {
+  const box = $('hotspot-legend');
+  const hs = state.hotspots;
+  box.hidden = !state.hotspotsOn;
+  $('legend').dataset.hotspots = !state.hotspotsOn ? 'off'
+    : hs?.data ? 'ready' : hs?.error ? 'error' : hs?.none ? 'none' : 'loading';
+  $('hotspot-toggle').checked = state.hotspotsOn;
+  if (!state.hotspotsOn) { setChildren(box); return; }
+  if (hs?.none) {
+    setChildren(box, el('p', { class: 'hotspot-note muted' }, t(state.lang, 'count_none_selected')));
+    return;
+  }
+  if (hs?.error) {
+    setChildren(box, el('p', { class: 'warning' }, hs.error));
+    return;
+  }
+  if (!hs?.data) {
+    setChildren(box, el('p', { class: 'hotspot-note muted loading' }, t(state.lang, 'hotspot_loading')));
+    return;
+  }
+  const { hot, cold, alpha, permutations } = hs.data;
+  const method = permutations > 0
+    ? t(state.lang, 'hotspot_method', { alpha, perms: permutations })
+    : t(state.lang, 'hotspot_method_norm', { alpha });
+  setChildren(box,
+    el('p', { class: 'hotspot-counts', 'data-field': 'hotspot-counts', dataset: { hot: String(hot), cold: String(cold) } },
+      el('span', { class: 'spot-key' }, el('span', { class: 'spot-swatch hot', 'aria-hidden': 'true' }),
+        t(state.lang, 'hotspot_hot', { n: formatNumber(state.lang, hot) })),
+      el('span', { class: 'spot-sep' }, ' / '),
+      el('span', { class: 'spot-key' }, el('span', { class: 'spot-swatch cold', 'aria-hidden': 'true' }),
+        t(state.lang, 'hotspot_cold', { n: formatNumber(state.lang, cold) })),
+      el('span', { class: 'spot-method' }, method)),
+    hot + cold === 0 ? el('p', { class: 'hotspot-none', 'data-field': 'hotspot-none' }, t(state.lang, 'hotspot_none')) : null,
+    el('p', { class: 'hotspot-period muted' }, periodLabel()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rising list (GET /api/v1/emerging)
+
+/** Today as the city counts it ('YYYY-MM-DD', China time; Sweden's locale writes ISO dates). */
+function todayChina() {
+  return new Intl.DateTimeFormat('sv-SE', { timeZone: 'Asia/Shanghai' }).format(new Date());
+}
+
+function addDays(day, n) {
+  const date = parseDay(day);
+  date.setUTCDate(date.getUTCDate() + n);
+  return dayString(date);
+}
+
+function risingPeriod() {
+  return state.rising.period ?? state.interval;
+}
+
+/**
+ * The day whose week or month the list shows, and where it comes from: a day the user picked, the
+ * end of the timeline's period, the end of the date filter, or (null) today as the server sees it.
+ */
+function risingAt() {
+  const today = todayChina();
+  const notAfterToday = (day) => (day > today ? today : day);
+  if (state.rising.at) return { at: state.rising.at, source: 'picked' };
+  if (state.buckets[state.bucketIndex]) return { at: notAfterToday(shownRange().to), source: 'timeline' };
+  if (state.dateTo) return { at: notAfterToday(state.dateTo), source: 'filter' };
+  return { at: null, source: 'today' };
+}
+
+function risingPath(at) {
+  const params = [`period=${risingPeriod()}`];
+  if (at) params.push(`at=${encodeURIComponent(at)}`);
+  params.push(...categoryParams());
+  return `emerging?${params.join('&')}`;
+}
+
+/** The last day of the latest timeline bucket with reports (not after today), or null. */
+function latestReportDay() {
+  const last = [...state.buckets].reverse().find((bucket) => bucket.reports > 0);
+  if (!last) return null;
+  const end = bucketEnd(last.start);
+  const today = todayChina();
+  return end > today ? today : end;
+}
+
+async function refreshRising() {
+  const r = state.rising;
+  if (!r.open || !state.categories.length) return; // opened before start-up: start() asks
+  if (state.selectedCategories.size === 0) {
+    state.risingAbort?.abort();
+    Object.assign(r, { key: null, data: null, error: null, loading: false, none: true });
+    renderRising();
+    return;
+  }
+  const { at, source } = risingAt();
+  const key = risingPath(at);
+  if (r.key === key && (r.data || r.loading) && !r.error) return;
+  state.risingAbort?.abort();
+  const abort = new AbortController();
+  state.risingAbort = abort;
+  Object.assign(r, { key, source, loading: true, error: null, none: false });
+  renderRising();
+  try {
+    let path = key;
+    let data = await getJson(path, { signal: abort.signal });
+    let fallback = false;
+    // Nothing at all reported yet in today's period (a new week just begun, or demo data that
+    // ends earlier): show the latest period with reports instead, and say so.
+    if (source === 'today' && (data.rows ?? []).length === 0) {
+      const before = addDays(data.current.from, -1);
+      const latest = latestReportDay();
+      path = risingPath(latest && latest < before ? latest : before);
+      data = await getJson(path, { signal: abort.signal });
+      fallback = true;
+    }
+    Object.assign(r, { data, path, fallback, loading: false });
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    Object.assign(r, { data: null, path: null, loading: false, error: err.message });
+    showError(err);
+  }
+  renderRising();
+}
+
+function setRisingOpen(open) {
+  state.rising.open = open;
+  if (!open) {
+    state.risingAbort?.abort();
+    state.rising.loading = false;
+  }
+  renderRising();
+  if (open) {
+    refreshRising();
+    $('rising-title').focus({ preventScroll: true });
+  }
+}
+
+/** "2026年10月" / "Oct 2026" for a month window, "2026年10月26日至11月1日" / "26 Oct – 1 Nov 2026" for a week. */
+function windowLabel(period, window) {
+  return period === 'month' ? MONTH_FORMAT().format(parseDay(window.from)) : rangeLabel(window.from, window.to);
+}
+
+function showRisingRow(row) {
+  state.rising.selected = `${row.grid.code}|${row.category}`;
+  renderRising();
+  // On a phone the list and the region sheet cannot share the screen: the sheet wins.
+  if (isNarrow()) setRisingOpen(false);
+  selectRegion(row.grid.code, { fit: true });
+}
+
+function risingRow(row) {
+  const colour = state.categoryIndex.get(row.category)?.colour ?? '#888888';
+  const key = `${row.grid.code}|${row.category}`;
+  const selected = state.rising.selected === key;
+  const n = (v) => formatNumber(state.lang, v);
+  const title = t(state.lang, 'rising_row_title', {
+    grid: regionTitle(row.grid.name, row.grid.code),
+    category: categoryName(row.category),
+    current: n(row.current),
+    previous: n(row.previous),
+    last_year: n(row.last_year),
+    p: row.p < 0.001 ? row.p.toExponential(1) : row.p.toFixed(3),
+  });
+  return el('li', {}, el('button', {
+    type: 'button',
+    class: selected ? 'rising-row selected' : 'rising-row',
+    title,
+    'aria-label': title,
+    'aria-current': selected ? 'true' : null,
+    dataset: {
+      code: row.grid.code, category: row.category,
+      current: String(row.current), previous: String(row.previous), lastYear: String(row.last_year),
+    },
+    onclick: () => showRisingRow(row),
+  },
+  el('span', { class: 'rise-main' },
+    el('span', { class: 'rise-grid' }, row.grid.name),
+    el('span', { class: 'rise-cat' },
+      el('span', { class: 'swatch', style: `background:${colour}`, 'aria-hidden': 'true' }),
+      el('span', {}, categoryName(row.category)),
+      state.lang === 'en' ? el('code', { class: 'rise-code' }, row.grid.code) : null)),
+  el('span', { class: 'rise-figures' },
+    el('span', { class: 'rise-current' }, el('span', { class: 'rise-now' }, t(state.lang, 'rising_now')), n(row.current)),
+    el('span', { class: 'rise-base' },
+      `${t(state.lang, 'rising_before', { n: n(row.previous) })} · ${t(state.lang, 'rising_last_year', { n: n(row.last_year) })}`))));
+}
+
+function renderRising() {
+  const r = state.rising;
+  const panel = $('rising-panel');
+  panel.hidden = !r.open;
+  document.body.classList.toggle('rising-open', r.open);
+  $('rising-toggle').setAttribute('aria-pressed', String(r.open));
+  if (!r.open) return;
+  const period = risingPeriod();
+  for (const button of panel.querySelectorAll('[data-period]')) {
+    button.setAttribute('aria-pressed', String(button.dataset.period === period));
+  }
+  const data = r.data;
+  const body = $('rising-body');
+  const win = $('rising-window');
+  const summary = $('rising-summary');
+  body.setAttribute('aria-busy', String(!!r.loading));
+  body.classList.toggle('loading', !!r.loading);
+  body.dataset.request = data && r.path ? `${API}/${r.path}` : '';
+  $('rising-prev').disabled = !data || r.loading;
+  $('rising-next').disabled = !data || r.loading || data.current.to >= todayChina();
+  const at = $('rising-at');
+  at.value = r.at ?? (data ? (risingAt().at ?? (data.current.to < todayChina() ? data.current.to : todayChina())) : '');
+
+  if (r.none) {
+    win.textContent = '';
+    setChildren(summary);
+    setChildren(body, el('p', { class: 'muted' }, t(state.lang, 'count_none_selected')));
+    return;
+  }
+  if (r.error) {
+    win.textContent = '';
+    setChildren(summary);
+    setChildren(body, el('p', { class: 'warning' }, r.error));
+    return;
+  }
+  if (!data) {
+    win.textContent = t(state.lang, 'rising_loading');
+    setChildren(summary);
+    setChildren(body);
+    return;
+  }
+  win.textContent = windowLabel(data.period, data.current);
+  win.dataset.from = data.current.from;
+  win.dataset.to = data.current.to;
+  const compared = t(state.lang, 'rising_compared', {
+    previous: windowLabel(data.period, data.previous),
+    last_year: windowLabel(data.period, data.last_year),
+  });
+  win.title = compared;
+
+  const source = r.fallback ? null
+    : r.source === 'timeline' ? el('span', { class: 'rising-source' }, t(state.lang, 'rising_follows'))
+      : r.source === 'picked' ? el('button', {
+        type: 'button', class: 'link-btn rising-source',
+        onclick: () => { state.rising.at = null; refreshRising(); },
+      }, t(state.lang, state.buckets[state.bucketIndex] ? 'rising_back' : 'rising_back_today'))
+        : null;
+  setChildren(summary,
+    el('strong', { 'data-field': 'rising-count', class: data.rising ? null : 'none', dataset: { rising: String(data.rising) } },
+      t(state.lang, 'rising_summary', { n: formatNumber(state.lang, data.rising) })),
+    source ? [' · ', source] : null);
+
+  const rows = (data.rows ?? []).filter((row) => row.rising);
+  setChildren(body,
+    r.fallback ? el('p', { class: 'rising-fallback' }, t(state.lang, 'rising_fallback')) : null,
+    el('p', { class: 'rising-compared muted' }, compared),
+    rows.length
+      ? el('ol', { class: 'rising-list', 'aria-label': t(state.lang, 'rising_list_label') }, rows.map(risingRow))
+      : el('p', { class: 'muted rising-none', 'data-field': 'rising-none' }, t(state.lang, 'rising_none')));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Layout
 
 function isNarrow() {
@@ -1559,15 +1963,19 @@ function reducedMotion() {
   return window.matchMedia('(prefers-reduced-motion: reduce)').matches;
 }
 
+/** The right edge of the panel on the left: the rising list while it is open, else the filters. */
+function leftPanelRight() {
+  return $(state.rising.open ? 'rising-panel' : 'filters').getBoundingClientRect().right;
+}
+
 /** Keep what we fit to out from under the floating panels (and the timeline along the bottom). */
 function mapPadding() {
   const timeline = Math.max(24, Math.round($('map').getBoundingClientRect().bottom - $('timeline').getBoundingClientRect().top) + 12);
   if (isNarrow()) return { top: 56, bottom: state.selected ? window.innerHeight * 0.45 : timeline, left: 24, right: 24 };
-  const filters = $('filters').getBoundingClientRect();
   return {
     top: 32,
     bottom: timeline,
-    left: Math.round(filters.right) + 16,
+    left: Math.round(leftPanelRight()) + 16,
     right: state.selected ? Math.round($('region-panel').getBoundingClientRect().width) + 32 : 48,
   };
 }
@@ -1624,6 +2032,32 @@ function bindControls() {
   $('heat-toggle').addEventListener('change', (event) => {
     state.heatOn = event.target.checked;
     updateLayerVisibility();
+  });
+  $('hotspot-toggle').addEventListener('change', (event) => setHotspots(event.target.checked));
+  $('rising-toggle').addEventListener('click', () => setRisingOpen(!state.rising.open));
+  $('rising-close').addEventListener('click', () => setRisingOpen(false));
+  for (const button of document.querySelectorAll('#rising-panel [data-period]')) {
+    button.addEventListener('click', () => {
+      if (!RISING_PERIODS.includes(button.dataset.period)) return;
+      state.rising.period = button.dataset.period;
+      refreshRising();
+    });
+  }
+  $('rising-at').addEventListener('change', (event) => {
+    state.rising.at = event.target.value || null;
+    refreshRising();
+  });
+  $('rising-prev').addEventListener('click', () => {
+    const data = state.rising.data;
+    if (!data) return;
+    state.rising.at = addDays(data.current.from, -1);
+    refreshRising();
+  });
+  $('rising-next').addEventListener('click', () => {
+    const data = state.rising.data;
+    if (!data) return;
+    state.rising.at = addDays(data.current.to, 1);
+    refreshRising();
   });
   $('error-dismiss').addEventListener('click', () => { $('error-banner').hidden = true; });
   $('error-reload').addEventListener('click', () => window.location.reload());
@@ -1711,6 +2145,8 @@ async function start() {
   await loaded;
   addOverlay(map, regions);
   updateChoropleth();
+  if (state.hotspotsOn) setHotspots(true);
+  refreshRising();
   fitAll({ animate: false });
   renderAll();
 

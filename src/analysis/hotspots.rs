@@ -14,8 +14,12 @@
 //! For the pseudo p-value, area i keeps its own value and its `W_i − 1` neighbours' places are
 //! filled with values drawn without replacement from the other `n − 1` areas; as in esda, one
 //! matrix of draws (P rows of distinct positions among "the others") serves every area. `p_sim`
-//! is `(m + 1) / (P + 1)`, m the number of the P draws at least as extreme in the observed
-//! direction (as esda folds it).
+//! is `(m + 1) / (P + 1)` with m the smaller of the number of draws at least as large as the
+//! observed `G_i` and the number at most as large. esda folds by counting only the draws `≥ G_i`
+//! (m = min(#≥, P − #≥)), which counts a tie as "more extreme on the low side": an area with
+//! no reports among neighbours with none gets the smallest p-value possible and shows as a
+//! cold spot, although most random neighbourhoods are just as empty. Counting ties on both
+//! sides gives such areas the p-value they deserve; elsewhere (no ties) the two agree.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -146,23 +150,18 @@ pub fn gi_star(
             let k = hood.len() - 1;
             others.clear();
             others.extend(y[..i].iter().chain(&y[i + 1..]));
-            let mut at_least = 0usize;
+            let (mut at_least, mut at_most) = (0usize, 0usize);
             let (mut s1, mut s2) = (0.0, 0.0);
             for row in draws.chunks_exact(kmax.max(1)).take(permutations) {
                 let total = y[i] + row[..k].iter().map(|&d| others[d as usize]).sum::<f64>();
                 let gs = total / sum;
-                if gs >= g {
-                    at_least += 1;
-                }
+                at_least += usize::from(gs >= g);
+                at_most += usize::from(gs <= g);
                 s1 += gs;
                 s2 += gs * gs;
             }
-            let larger = if permutations - at_least < at_least {
-                permutations - at_least
-            } else {
-                at_least
-            };
-            let p = (larger as f64 + 1.0) / (permutations as f64 + 1.0);
+            let extreme = at_least.min(at_most);
+            let p = (extreme as f64 + 1.0) / (permutations as f64 + 1.0);
             let pf = permutations as f64;
             let m = s1 / pf;
             let sd = (s2 / pf - m * m).max(0.0).sqrt();
@@ -281,6 +280,31 @@ mod tests {
         // corners have themselves and 3 neighbours
         assert_eq!(h.spots[0].neighbourhood, 4);
         assert_eq!(h.spots[44].neighbourhood, 9);
+    }
+
+    #[test]
+    fn empty_areas_among_empty_areas_are_not_cold_spots() {
+        // Most areas have no reports, as in a city for a rare category: an empty area among
+        // empty neighbours is what chance gives most of the time, not a cold spot.
+        let w = lattice(10);
+        let mut y = vec![0.0; 100];
+        for (i, v) in y.iter_mut().enumerate() {
+            if i % 7 == 0 {
+                *v = 2.0;
+            }
+        }
+        for i in [44, 45, 54, 55] {
+            y[i] = 25.0;
+        }
+        let h = gi_star(&y, &w, 999, 0.05, 3).unwrap();
+        // 0's neighbours 1, 10 and 11 are empty too; so are 1 and 2's
+        for i in [1, 2, 10, 11] {
+            assert_eq!(y[i], 0.0);
+            assert!(h.spots[i].p_sim.unwrap() > 0.05, "{i}: {:?}", h.spots[i]);
+            assert_eq!(h.spots[i].class, SpotClass::NotSignificant);
+        }
+        assert!(h.spots.iter().all(|s| s.class != SpotClass::Cold));
+        assert_eq!(h.spots[44].class, SpotClass::Hot);
     }
 
     #[test]

@@ -204,6 +204,8 @@ struct Cell {
     quad: [Coord<f64>; 4],
     old: bool,
     commercial: bool,
+    /// the code of its community
+    community: String,
 }
 
 /// The jittered, rotated lattice of one urban core.
@@ -520,6 +522,7 @@ fn build_regions(source_dir: &Path, rng: &mut ChaCha8Rng) -> anyhow::Result<Buil
                                     old: rng.random_bool(old_share),
                                     // commercial streets run along every fifth row
                                     commercial: j % 5 == 2,
+                                    community: community_code.clone(),
                                 });
                             }
                         }
@@ -685,6 +688,23 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 
+/// The cells of `cells` in the `n` communities that have the most of them (ties: the first
+/// community in code order).
+fn most_in_communities<'a>(cells: &[&'a Cell], n: usize) -> Vec<&'a Cell> {
+    let mut per: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for c in cells {
+        *per.entry(c.community.as_str()).or_default() += 1;
+    }
+    let mut ranked: Vec<(&str, usize)> = per.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let chosen: Vec<&str> = ranked.iter().take(n).map(|r| r.0).collect();
+    cells
+        .iter()
+        .copied()
+        .filter(|c| chosen.contains(&c.community.as_str()))
+        .collect()
+}
+
 fn incidents_csv(
     cells: &[Cell],
     districts: &[(String, MultiPolygon<f64>)],
@@ -693,10 +713,20 @@ fn incidents_csv(
     let old: Vec<&Cell> = cells.iter().filter(|c| c.old).collect();
     let commercial: Vec<&Cell> = cells.iter().filter(|c| c.commercial).collect();
     let residential: Vec<&Cell> = cells.iter().filter(|c| !c.commercial).collect();
+    // Where problems gather beyond one block, so that hot spots span neighbouring grids: the
+    // old compounds of the four communities with the most of them (problem estates, where flying
+    // leads hang from the windows), and the commercial rows of the three communities with the
+    // most of those (food streets, where half the restaurants open).
+    let estates = most_in_communities(&old, 4);
+    let food_streets = most_in_communities(&commercial, 3);
     // Restaurant clusters: a spot on a commercial cell with a popularity weight.
     let restaurants: Vec<(&Cell, (f64, f64), f64)> = (0..60)
         .map(|_| {
-            let c = *pick(rng, &commercial);
+            let c = if rng.random_bool(0.5) {
+                *pick(rng, &food_streets)
+            } else {
+                *pick(rng, &commercial)
+            };
             let spot = in_quad(&c.quad, rng.random(), rng.random());
             (c, spot, 0.2 + rng.random::<f64>().powi(2) * 3.0)
         })
@@ -760,7 +790,18 @@ fn incidents_csv(
                         ),
                     )
                 }
-                "flying_lead_charging" | "sewer_blockage" | "wall_leak" | "charging_wanted" => {
+                "flying_lead_charging" => {
+                    let u = rng.random::<f64>();
+                    let c = if u < 0.4 {
+                        *pick(rng, &estates)
+                    } else if u < 0.85 {
+                        *pick(rng, &old)
+                    } else {
+                        pick(rng, cells)
+                    };
+                    (c, in_quad(&c.quad, rng.random(), rng.random()))
+                }
+                "sewer_blockage" | "wall_leak" | "charging_wanted" => {
                     let c = if rng.random_bool(0.85) {
                         *pick(rng, &old)
                     } else {

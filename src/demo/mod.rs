@@ -201,6 +201,7 @@ pub async fn load(gw: &Gridwatch) -> Result<DemoLoad, WorkflowError> {
             .await?;
         if let Some(ids) = written {
             loaded = ids.len();
+            gw.db.analyze_reports().await?;
         }
     }
     Ok(DemoLoad {

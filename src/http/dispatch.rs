@@ -257,7 +257,7 @@ const STATS_COLUMNS: [&str; 14] = [
     "overdue",
 ];
 
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

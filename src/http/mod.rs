@@ -2,6 +2,7 @@
 //! tests can call it in-process and `serve` can bind it to a port.
 
 mod cases;
+mod dashboard;
 mod dispatch;
 mod emerging;
 pub mod error;
@@ -83,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .route("/reports/trend", get(reports::trend))
         .route("/hotspots", get(hotspots::hotspots))
         .route("/emerging", get(emerging::emerging))
+        .route("/dashboard", get(dashboard::dashboard))
         .route("/reports/{id}", get(reports::get_one))
         .route(
             "/photos",

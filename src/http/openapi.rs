@@ -38,6 +38,7 @@ use utoipa::OpenApi;
         super::reports::trend,
         super::hotspots::hotspots,
         super::emerging::emerging,
+        super::dashboard::dashboard,
         super::photos::upload,
         super::photos::full,
         super::photos::thumbnail,

@@ -91,6 +91,17 @@ pub fn copy_line(out: &mut String, r: &NewReport, external_ref: Option<&str>) {
 }
 
 impl Db {
+    /// Refreshes the planner's statistics of the reports and their cases after a bulk load, so
+    /// the next queries plan for the rows now there rather than for the empty tables autovacuum
+    /// last saw (a dashboard over a freshly loaded demo took 5 s instead of 0.5 s).
+    pub async fn analyze_reports(&self) -> Result<()> {
+        sqlx::query("analyze report, dispatch_case, case_event, escalation_deadline")
+            .execute(&self.pool)
+            .await
+            .map_err(db("analysing the reports"))?;
+        Ok(())
+    }
+
     /// Loads `chunks` of COPY text (from [`copy_line`]) as reports, in one transaction.
     pub async fn copy_reports(&self, chunks: impl IntoIterator<Item = String>) -> Result<Loaded> {
         let mut tx = self.pool.begin().await.map_err(db("starting an import"))?;
@@ -162,6 +173,9 @@ impl Db {
         .await
         .map_err(db("announcing the imported rows"))?;
         tx.commit().await.map_err(db("committing an import"))?;
+        if inserted > 0 {
+            self.analyze_reports().await?;
+        }
         Ok(Loaded {
             inserted,
             already_loaded: staged - inserted,

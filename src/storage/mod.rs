@@ -3,6 +3,7 @@
 
 pub mod bulk;
 pub mod cluster;
+pub mod dashboard;
 pub mod dispatch;
 pub mod open311;
 pub mod photos;

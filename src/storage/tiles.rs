@@ -2,20 +2,20 @@
 //! and grids with their figures under the same filter.
 
 use super::dispatch::SATISFIED_AT_LEAST;
-use super::{db, Db, Result};
+use super::{db, Db, Result, StorageError};
 use crate::tiles::{TileFilter, TileId, BUFFER, CELLS_PER_SIDE, EXTENT, MAX_RAW_FEATURES};
 use chrono::{DateTime, Utc};
 
 /// The filter on reports `rp`: `$4` categories, `$5` from, `$6` to, `$7` sources, `$8` case states
 /// (each null for "all").
-const REPORT_FILTER: &str = "($4::text[] is null or rp.category = any($4))
+pub(super) const REPORT_FILTER: &str = "($4::text[] is null or rp.category = any($4))
     and ($5::timestamptz is null or rp.reported_at >= $5)
     and ($6::timestamptz is null or rp.reported_at < $6)
     and ($7::text[] is null or rp.source = any($7))
     and ($8::text[] is null or exists (select 1 from dispatch_case sc
                                         where sc.report_id = rp.id and sc.state = any($8)))";
 
-fn list(v: &[String]) -> Option<Vec<String>> {
+pub(super) fn list(v: &[String]) -> Option<Vec<String>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
 
@@ -42,36 +42,34 @@ fn envelope() -> String {
     )
 }
 
-impl Db {
-    /// The incidents of a tile: cells of `cell_m` metres with their `count` below the raw zoom;
-    /// at and above it raw points (`id`, `category`, `source`, `state`, `reported_at` in epoch
-    /// seconds, `count` 1), or fine cells when there would be more than [`MAX_RAW_FEATURES`].
-    pub async fn incidents_tile(&self, tile: TileId, filter: &TileFilter) -> Result<Vec<u8>> {
-        let cell = match tile.cell_m() {
-            Some(c) => c,
-            None => {
-                let n: i64 = bind_tile(
-                    sqlx::query_scalar(&format!(
-                        "with {} select count(*) from (
-                         select 1 from report rp, box
-                          where rp.geom && box.b and {REPORT_FILTER}
-                          limit {}) few",
-                        envelope(),
-                        MAX_RAW_FEATURES + 1
-                    )),
-                    tile,
-                    filter,
-                )
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db("counting a tile's incidents"))?;
-                if n as usize <= MAX_RAW_FEATURES {
-                    return self.raw_incidents_tile(tile, filter).await;
-                }
-                tile.width_m() / (2 * CELLS_PER_SIDE) as f64
-            }
-        };
-        let sql = format!(
+/// The statements an incidents tile is built with, over the tile `$1..$3` and the report filter
+/// `$4..$8`: `count` (the tile's reports, up to [`MAX_RAW_FEATURES`] + 1), `cells` (cells of
+/// `$9` metres with their `count`) and `raw` (points with `id`, `category`, `source`, `state`,
+/// `reported_at` in epoch seconds and `count` 1). Public so that `gridwatch bench tiles` can
+/// give its peer the very same SQL.
+pub struct IncidentQueries {
+    pub count: String,
+    pub cells: String,
+    pub raw: String,
+}
+
+pub fn incident_queries() -> &'static IncidentQueries {
+    static QUERIES: std::sync::LazyLock<IncidentQueries> =
+        std::sync::LazyLock::new(build_incident_queries);
+    &QUERIES
+}
+
+fn build_incident_queries() -> IncidentQueries {
+    let env = envelope();
+    IncidentQueries {
+        count: format!(
+            "with {env} select count(*) from (
+                 select 1 from report rp, box
+                  where rp.geom && box.b and {REPORT_FILTER}
+                  limit {}) few",
+            MAX_RAW_FEATURES + 1
+        ),
+        cells: format!(
             "with {env},
              cells as (
                  select floor(st_x(p) / $9) as cx, floor(st_y(p) / $9) as cy, count(*) as n
@@ -83,18 +81,9 @@ impl Db {
                  select st_asmvtgeom(st_setsrid(st_makepoint((cx + 0.5) * $9, (cy + 0.5) * $9), 3857),
                                      box.e, {EXTENT}, {BUFFER}, true) as geom,
                         n::int4 as count
-                   from cells, box) t where geom is not null), ''::bytea)",
-            env = envelope()
-        );
-        bind_tile(sqlx::query_scalar(&sql), tile, filter)
-            .bind(cell)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db("building an incidents tile"))
-    }
-
-    async fn raw_incidents_tile(&self, tile: TileId, filter: &TileFilter) -> Result<Vec<u8>> {
-        let sql = format!(
+                   from cells, box) t where geom is not null), ''::bytea)"
+        ),
+        raw: format!(
             "with {env}
              select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
                  select st_asmvtgeom(st_transform(rp.geom, 3857), box.e, {EXTENT}, {BUFFER}, true) as geom,
@@ -103,10 +92,35 @@ impl Db {
                    from report rp
                    cross join box
                    left join dispatch_case c on c.report_id = rp.id
-                  where rp.geom && box.b and {REPORT_FILTER}) t where geom is not null), ''::bytea)",
-            env = envelope()
-        );
-        bind_tile(sqlx::query_scalar(&sql), tile, filter)
+                  where rp.geom && box.b and {REPORT_FILTER}) t where geom is not null), ''::bytea)"
+        ),
+    }
+}
+
+impl Db {
+    /// The incidents of a tile: cells of `cell_m` metres with their `count` below the raw zoom;
+    /// at and above it raw points, or fine cells when there would be more than
+    /// [`MAX_RAW_FEATURES`] (see [`incident_queries`]).
+    pub async fn incidents_tile(&self, tile: TileId, filter: &TileFilter) -> Result<Vec<u8>> {
+        let queries = incident_queries();
+        let cell = match tile.cell_m() {
+            Some(c) => c,
+            None => {
+                let n: i64 = bind_tile(sqlx::query_scalar(&queries.count), tile, filter)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db("counting a tile's incidents"))?;
+                if n as usize <= MAX_RAW_FEATURES {
+                    return bind_tile(sqlx::query_scalar(&queries.raw), tile, filter)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db("building an incidents tile"));
+                }
+                tile.width_m() / (2 * CELLS_PER_SIDE) as f64
+            }
+        };
+        bind_tile(sqlx::query_scalar(&queries.cells), tile, filter)
+            .bind(cell)
             .fetch_one(&self.pool)
             .await
             .map_err(db("building an incidents tile"))
@@ -130,30 +144,7 @@ impl Db {
                    join region_version v on v.region_code = r.code and v.valid_to is null
                   cross join box
                   where r.level in ('grid', 'micro_grid') and v.geom && box.b),
-             rep as (
-                 select g.code, count(*) as reports
-                   from g join report rp
-                     on (case when g.level = 'grid' then rp.grid_code else rp.micro_grid_code end) = g.code
-                  where {REPORT_FILTER}
-                  group by g.code),
-             cs as (
-                 select g.code, count(*) as cases,
-                        count(*) filter (where c.state in ('closed', 'evaluated')) as closed,
-                        count(*) filter (where c.state <> 'rejected') as accountable,
-                        count(c.satisfaction) as rated,
-                        count(*) filter (where c.satisfaction >= {SATISFIED_AT_LEAST}) as satisfied,
-                        count(*) filter (where c.state in ('accepted', 'whistled', 'acknowledged')
-                                           and (coalesce(c.deadline < $9, false)
-                                                or exists (select 1 from case_whistle w
-                                                            where w.case_id = c.id
-                                                              and w.acknowledged_at is null
-                                                              and w.card is not null))) as overdue
-                   from g
-                   join dispatch_case c
-                     on (case when g.level = 'grid' then c.grid_code else c.micro_grid_code end) = g.code
-                   join report rp on rp.id = c.report_id
-                  where c.state <> 'merged' and {REPORT_FILTER}
-                  group by g.code)
+             {figures}
              select coalesce((select st_asmvt(t, 'grids', {EXTENT}, 'geom') from (
                  select st_asmvtgeom(st_transform(g.geom, 3857), box.e, {EXTENT}, {BUFFER}, true) as geom,
                         g.code, g.name, g.level,
@@ -167,7 +158,8 @@ impl Db {
                    from g cross join box
                    left join rep on rep.code = g.code
                    left join cs on cs.code = g.code) t where geom is not null), ''::bytea)",
-            env = envelope()
+            env = envelope(),
+            figures = grid_figure_ctes()
         );
         bind_tile(sqlx::query_scalar(&sql), tile, filter)
             .bind(now)
@@ -175,6 +167,71 @@ impl Db {
             .await
             .map_err(db("building a grids tile"))
     }
+}
+
+/// `rep` (reports per area) and `cs` (case figures per area) over the areas of a CTE `g` (with
+/// `code` and `level`: a grid counts by its reports' grid, a micro-grid by their micro-grid),
+/// under the report filter `$4..$8`, overdue at `$9`. Shared by the grid tiles and the dashboard,
+/// so a grid's figures are the same on the map and in the leader's table.
+pub(super) fn grid_figure_ctes() -> String {
+    format!(
+        "rep as (
+                 select g.code, count(*) as reports
+                   from g join report rp
+                     on (case when g.level = 'grid' then rp.grid_code else rp.micro_grid_code end) = g.code
+                  where {REPORT_FILTER}
+                  group by g.code),
+             cs as (
+                 select g.code, {case_figures}
+                   from g
+                   join dispatch_case c
+                     on (case when g.level = 'grid' then c.grid_code else c.micro_grid_code end) = g.code
+                   join report rp on rp.id = c.report_id
+                  where c.state <> 'merged' and {REPORT_FILTER}
+                  group by g.code)",
+        case_figures = case_figures()
+    )
+}
+
+/// The figures of the cases `c` in a group: `cases`, `closed`, `accountable` (not rejected),
+/// `rated`, `satisfied` and `overdue` (open past its deadline at `$9`, or with an unanswered
+/// card), as in the dispatch figures.
+pub(super) fn case_figures() -> String {
+    format!(
+        "count(*) as cases,
+         count(*) filter (where c.state in ('closed', 'evaluated')) as closed,
+         count(*) filter (where c.state <> 'rejected') as accountable,
+         count(c.satisfaction) as rated,
+         count(*) filter (where c.satisfaction >= {SATISFIED_AT_LEAST}) as satisfied,
+         count(*) filter (where c.state in ('accepted', 'whistled', 'acknowledged')
+                            and (coalesce(c.deadline < $9, false)
+                                 or exists (select 1 from case_whistle w
+                                             where w.case_id = c.id
+                                               and w.acknowledged_at is null
+                                               and w.card is not null))) as overdue"
+    )
+}
+
+/// The arguments of an area query: `$1` a code prefix (null: everywhere), `$2` and `$3` unused
+/// (the tiles' places), the report filter `$4..$8` and the time `$9` that overdue is judged at.
+pub(super) fn area_arguments(
+    prefix: Option<&str>,
+    filter: &TileFilter,
+    now: DateTime<Utc>,
+) -> Result<sqlx::postgres::PgArguments> {
+    use sqlx::Arguments;
+    let mut args = sqlx::postgres::PgArguments::default();
+    let encode = |e| StorageError::Db(sqlx::Error::Encode(e), "encoding an area query");
+    args.add(prefix.map(str::to_owned)).map_err(encode)?;
+    args.add(0i32).map_err(encode)?;
+    args.add(0i32).map_err(encode)?;
+    args.add(list(&filter.categories)).map_err(encode)?;
+    args.add(filter.from).map_err(encode)?;
+    args.add(filter.to).map_err(encode)?;
+    args.add(list(&filter.sources)).map_err(encode)?;
+    args.add(list(&filter.states)).map_err(encode)?;
+    args.add(now).map_err(encode)?;
+    Ok(args)
 }
 
 impl Db {
@@ -265,16 +322,7 @@ impl Db {
                from g join n on n.code = g.code left join c on c.code = g.code
               order by g.code"
         );
-        // $2 and $3 are unused: the report filter's parameters start at $4.
-        sqlx::query_as(&sql)
-            .bind(parent)
-            .bind(0i32)
-            .bind(0i32)
-            .bind(list(&filter.categories))
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(list(&filter.sources))
-            .bind(list(&filter.states))
+        sqlx::query_as_with(&sql, area_arguments(parent, filter, Utc::now())?)
             .fetch_all(&self.pool)
             .await
             .map_err(db("counting reports per grid for hot spots"))

@@ -9,7 +9,9 @@
 // must work without internet. Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
 //
 // The heatmap and the choropleth are drawn from the server's vector tiles (/tiles/incidents and
-// /tiles/grids); counts are checked against /api/v1/reports/trend, which the page also uses.
+// /tiles/grids); counts are checked against /api/v1/reports/trend, which the page also uses. The hot
+// spots are checked against /api/v1/hotspots (the grids drawn hot and cold, by feature-state, are
+// the answer's) and the rising list against /api/v1/emerging (the same request, fetched again).
 import { createChecks, launchChromium, parseArgs } from './harness.mjs';
 
 const STEP_TIMEOUT_MS = 20_000;
@@ -466,6 +468,371 @@ async function englishAnalyticsChecks(page) {
   pass(`${texts.intervals.join('/')}, ${texts.buttons.join(', ')}, "${texts.all}", "${texts.label}", "${texts.options.join('/')}"`);
 }
 
+/** The grids drawn as hot and cold spots: rendered features of the hot spot fill, by their
+ * feature-state and the colour MapLibre evaluated for them. */
+function readHotspots(page) {
+  return page.evaluate(() => {
+    const { map } = window.gridwatch;
+    const hex = (c) => '#' + [c.r, c.g, c.b].map((v) => Math.round((v / (c.a || 1)) * 255).toString(16).padStart(2, '0')).join('');
+    const features = map.queryRenderedFeatures({ layers: ['grid-hotspot-fill'] });
+    const drawn = { hot: new Set(), cold: new Set(), plain: new Set() };
+    const colours = { hot: new Set(), cold: new Set() };
+    for (const f of features) {
+      const spot = f.state?.spot;
+      const opacity = f.layer.paint['fill-opacity'];
+      if ((spot === 'hot' || spot === 'cold') && opacity > 0) {
+        drawn[spot].add(f.properties.code);
+        colours[spot].add(hex(f.layer.paint['fill-color']));
+      } else {
+        drawn.plain.add(f.properties.code);
+      }
+    }
+    const legend = document.querySelector('#hotspot-legend');
+    const counts = legend.querySelector('[data-field=hotspot-counts]');
+    return {
+      hot: [...drawn.hot].sort(),
+      cold: [...drawn.cold].sort(),
+      plain: drawn.plain.size,
+      colours: { hot: [...colours.hot], cold: [...colours.cold] },
+      visibility: ['grid-hotspot-fill', 'grid-hotspot-line'].map((id) => map.getLayoutProperty(id, 'visibility')),
+      heat: map.getLayoutProperty('reports-heat', 'visibility'),
+      legend: {
+        hidden: legend.hidden,
+        text: legend.innerText.trim(),
+        hot: counts?.dataset.hot ?? null,
+        cold: counts?.dataset.cold ?? null,
+        none: !!legend.querySelector('[data-field=hotspot-none]'),
+        state: document.querySelector('#legend').dataset.hotspots,
+      },
+    };
+  });
+}
+
+/** Waits for the next hot spots answer the page receives whose query satisfies `test(params)`. */
+function hotspotResponse(page, test = () => true) {
+  const waiting = page.waitForResponse((response) => {
+    const url = new URL(response.url());
+    return url.pathname === '/api/v1/hotspots' && test(url.searchParams);
+  });
+  waiting.catch(() => {});
+  return waiting;
+}
+
+/** Fetches `path` from the page, timing it. */
+async function timedApi(page, path) {
+  return page.evaluate(async (p) => {
+    const started = performance.now();
+    const response = await fetch(p);
+    const body = await response.json();
+    if (!response.ok) throw new Error(`${p}: ${response.status} ${JSON.stringify(body)}`);
+    return { body, ms: Math.round(performance.now() - started) };
+  }, path);
+}
+
+/** Fits the whole city (the "全市" button) and waits for the map to settle. */
+async function showCity(page) {
+  await page.evaluate(() => new Promise((resolve) => {
+    const { map } = window.gridwatch;
+    map.once('moveend', () => map.once('idle', resolve));
+    document.querySelector('#reset-view').click();
+  }));
+  await settle(page);
+}
+
+/** (j) Hot and cold spots: the switch, the grids drawn, the legend, the filter, removal. */
+async function hotspotChecks(page) {
+  check('(j) hot spots: the grids drawn hot and cold are the API\'s, the legend counts them, filters refresh them');
+  await openReady(page, `${baseUrl}/?lang=zh`);
+  await showCity(page);
+  const categories = await api(page, '/api/v1/categories');
+
+  // All categories, all time.
+  const first = hotspotResponse(page);
+  await page.locator('#hotspot-toggle').check();
+  const firstResponse = await first;
+  expect(firstResponse.ok(), `the hot spots request failed with ${firstResponse.status()}`);
+  const firstUrl = new URL(firstResponse.url());
+  expect(firstUrl.searchParams.get('permutations') === '9999' && firstUrl.searchParams.get('alpha') === '0.05',
+    `the page asks ${firstUrl.search}, not 9999 permutations at α = 0.05`);
+  expect(!firstUrl.searchParams.has('category') && !firstUrl.searchParams.has('from'), `all categories of all time are asked with ${firstUrl.search}`);
+  const city = await timedApi(page, `${firstUrl.pathname}${firstUrl.search}`);
+  await page.waitForFunction(() => document.querySelector('#legend').dataset.hotspots === 'ready');
+  await settle(page);
+  let shown = await readHotspots(page);
+  expect(shown.visibility.every((v) => v === 'visible'), `hot spot layers are ${shown.visibility.join('/')} with the switch on`);
+  expect(shown.heat === 'none', 'the heatmap stays on over the hot spots');
+  expect(shown.legend.hot === String(city.body.hot) && shown.legend.cold === String(city.body.cold),
+    `the legend says ${shown.legend.hot} hot / ${shown.legend.cold} cold, the API ${city.body.hot} / ${city.body.cold}`);
+  expect(shown.hot.length === city.body.hot && shown.cold.length === city.body.cold,
+    `${shown.hot.length} grids drawn hot and ${shown.cold.length} cold, the API has ${city.body.hot} and ${city.body.cold}`);
+  expect(shown.legend.none === (city.body.hot + city.body.cold === 0),
+    `the "none significant" note is ${shown.legend.none ? 'shown' : 'missing'} with ${city.body.hot} hot and ${city.body.cold} cold`);
+  const cityLegend = shown.legend.text;
+
+  // The category with the most hot spots (the API is asked for each, which also times it).
+  let chosen = null;
+  const timings = [city.ms];
+  for (const category of categories) {
+    const answer = await timedApi(page, `/api/v1/hotspots?category=${category.code}&permutations=9999&alpha=0.05`);
+    timings.push(answer.ms);
+    if (answer.body.hot > (chosen?.answer.hot ?? 0)) chosen = { category, answer: answer.body };
+  }
+  expect(chosen, 'no category has a significant hot spot in the demo data');
+  const code = chosen.category.code;
+  const filtered = hotspotResponse(page, (params) => params.get('category') === code);
+  await page.locator('#categories-none').click();
+  await page.locator(`#category-list input[value="${code}"]`).check();
+  expect((await filtered).ok(), 'the filtered hot spots request failed');
+  await page.waitForFunction((n) => document.querySelector('#hotspot-legend [data-field=hotspot-counts]')?.dataset.hot === String(n)
+    && document.querySelector('#legend').dataset.hotspots === 'ready', chosen.answer.hot);
+  await settle(page);
+  shown = await readHotspots(page);
+  const apiHot = chosen.answer.grids.filter((g) => g.class === 'hot').map((g) => g.code).sort();
+  const apiCold = chosen.answer.grids.filter((g) => g.class === 'cold').map((g) => g.code).sort();
+  expect(apiHot.length === chosen.answer.hot && apiCold.length === chosen.answer.cold, 'the API\'s hot/cold counts do not match its grids');
+  expect(JSON.stringify(shown.hot) === JSON.stringify(apiHot),
+    `drawn hot ${JSON.stringify(shown.hot)}, the API's hot ${JSON.stringify(apiHot)}`);
+  expect(JSON.stringify(shown.cold) === JSON.stringify(apiCold), `${shown.cold.length} grids drawn cold, the API has ${apiCold.length}`);
+  expect(shown.colours.hot.length === 1 && shown.colours.hot[0] !== shown.colours.cold[0], `hot grids drawn in ${shown.colours.hot}, cold in ${shown.colours.cold}`);
+  expect(shown.legend.text.includes(`热点 ${chosen.answer.hot}`) && shown.legend.text.includes(`冷点 ${chosen.answer.cold}`)
+    && shown.legend.text.includes('FDR α=0.05') && shown.legend.text.includes('9999 次置换'),
+  `the legend reads ${JSON.stringify(shown.legend.text)}`);
+  expect(!shown.legend.none, 'the "none significant" note shows with hot spots drawn');
+  expect(shown.legend.text !== cityLegend, 'the legend did not change with the category filter');
+
+  // The timeline: a month's spots replace all time's.
+  const months = (await api(page, `/api/v1/reports/trend?interval=month&category=${code}`)).buckets;
+  const busiest = months.reduce((a, b) => (b.reports > a.reports ? b : a));
+  const monthly = hotspotResponse(page, (params) => params.get('from') === busiest.start && params.get('to') === bucketEnd(busiest.start, 'month'));
+  // One move of the slider (each step would make the server build that period's tiles).
+  await page.locator('#tl-range').fill(String(months.indexOf(busiest)));
+  const monthResponse = await monthly;
+  const monthAnswer = await monthResponse.json();
+  await page.waitForFunction((n) => document.querySelector('#hotspot-legend [data-field=hotspot-counts]')?.dataset.hot === String(n[0])
+    && document.querySelector('#hotspot-legend [data-field=hotspot-counts]')?.dataset.cold === String(n[1])
+    && document.querySelector('#legend').dataset.hotspots === 'ready', [monthAnswer.hot, monthAnswer.cold]);
+  await settle(page);
+  const month = await readHotspots(page);
+  expect(month.hot.length === monthAnswer.hot && month.cold.length === monthAnswer.cold,
+    `in ${busiest.start} ${month.hot.length}/${month.cold.length} grids drawn hot/cold, the API has ${monthAnswer.hot}/${monthAnswer.cold}`);
+  const monthLabel = `${Number(busiest.start.slice(5, 7))}月`;
+  expect(month.legend.text.includes(monthLabel), `the legend does not name ${busiest.start}: ${JSON.stringify(month.legend.text)}`);
+  const allTime = hotspotResponse(page, (params) => params.get('category') === code && !params.has('from'));
+  await page.locator('#tl-all').click();
+  await allTime;
+  await page.waitForFunction((n) => document.querySelector('#hotspot-legend [data-field=hotspot-counts]')?.dataset.hot === String(n)
+    && document.querySelector('#legend').dataset.hotspots === 'ready', chosen.answer.hot);
+
+  // A close look where the hot grids crowd most, for the screenshot.
+  const crowd = await page.evaluate(() => {
+    const { map } = window.gridwatch;
+    const centres = new Map();
+    for (const f of map.queryRenderedFeatures({ layers: ['grid-hotspot-fill'] })) {
+      if (f.state?.spot !== 'hot' || centres.has(f.properties.code)) continue;
+      const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0];
+      centres.set(f.properties.code, [ring.reduce((s, p) => s + p[0], 0) / ring.length, ring.reduce((s, p) => s + p[1], 0) / ring.length]);
+    }
+    const list = [...centres.values()];
+    const near = (c) => list.filter((o) => Math.hypot(o[0] - c[0], o[1] - c[1]) < 0.02);
+    const best = list.reduce((a, b) => (near(b).length > near(a).length ? b : a));
+    const group = near(best);
+    return { centre: [group.reduce((s, c) => s + c[0], 0) / group.length, group.reduce((s, c) => s + c[1], 0) / group.length], n: group.length };
+  });
+  await jumpAndSettle(page, { center: crowd.centre, zoom: 13 });
+  const close = await readHotspots(page);
+  expect(close.hot.length >= crowd.n, `${close.hot.length} grids drawn hot close up, ${crowd.n} expected in view`);
+  await page.waitForTimeout(200);
+  await page.screenshot({ path: shot('map-hotspots.png') });
+
+  // Off: the layers go, the states are cleared and the heat comes back.
+  await page.locator('#hotspot-toggle').uncheck();
+  await settle(page);
+  const off = await readHotspots(page);
+  expect(off.visibility.every((v) => v === 'none') && off.legend.hidden && off.legend.state === 'off',
+    `switched off, the layers are ${off.visibility.join('/')} and the legend ${off.legend.hidden ? 'hidden' : 'shown'}`);
+  expect(off.hot.length === 0 && off.cold.length === 0, `${off.hot.length} grids still marked hot after switching off`);
+  expect(off.heat === 'visible', 'the heatmap did not come back with the hot spots off');
+  await page.locator('#categories-all').click();
+  await page.waitForFunction(() => document.querySelectorAll('#category-list input:checked').length === document.querySelectorAll('#category-list input').length);
+  pass(`all: ${city.body.hot} hot / ${city.body.cold} cold (${city.body.hot + city.body.cold ? 'drawn' : 'note shown'}); ` +
+    `${code}: ${shown.hot.length} hot and ${shown.cold.length} cold grids drawn = the API's; ${busiest.start}: ${month.hot.length}/${month.cold.length}; ` +
+    `hotspots request ${timings.join(', ')} ms; off clears them`);
+}
+
+/** The rising list as shown, and what the API says for the same request. */
+async function readRising(page) {
+  const shown = await page.evaluate(() => ({
+    request: document.querySelector('#rising-body').dataset.request,
+    rows: [...document.querySelectorAll('#rising-body .rising-row')].map((b) => ({
+      code: b.dataset.code, category: b.dataset.category,
+      current: Number(b.dataset.current), previous: Number(b.dataset.previous), last_year: Number(b.dataset.lastYear),
+      grid: b.querySelector('.rise-grid').textContent.trim(), categoryName: b.querySelector('.rise-cat').textContent.trim(),
+    })),
+    count: document.querySelector('#rising-summary [data-field=rising-count]')?.dataset.rising,
+    window: document.querySelector('#rising-window').textContent.trim(),
+    from: document.querySelector('#rising-window').dataset.from,
+    none: !!document.querySelector('#rising-body [data-field=rising-none]'),
+    summary: document.querySelector('#rising-summary').textContent.trim(),
+  }));
+  const answer = await api(page, `/${shown.request}`);
+  return { shown, answer, rising: answer.rows.filter((row) => row.rising) };
+}
+
+function expectRisingMatches({ shown, answer, rising }, categories, what) {
+  expect(shown.rows.length === rising.length, `${what}: ${shown.rows.length} rows listed, the API has ${rising.length} rising`);
+  expect(shown.count === String(answer.rising), `${what}: the summary says ${shown.count}, the API ${answer.rising}`);
+  expect(shown.from === answer.current.from, `${what}: the panel shows the window from ${shown.from}, the API ${answer.current.from}`);
+  expect(shown.none === (rising.length === 0), `${what}: the "nothing rising" note is ${shown.none ? 'shown' : 'missing'}`);
+  shown.rows.forEach((row, i) => {
+    const want = rising[i];
+    const name = categories.find((c) => c.code === want.category)?.name_zh;
+    expect(row.code === want.grid.code && row.category === want.category && row.current === want.current
+      && row.previous === want.previous && row.last_year === want.last_year && row.grid === want.grid.name && row.categoryName === name,
+    `${what}: row ${i} shows ${JSON.stringify(row)}, the API ${JSON.stringify(want)}`);
+  });
+}
+
+/** (k) The rising list: the API's rising rows, its period switch, the timeline, a click on a row. */
+async function risingChecks(page) {
+  check('(k) the rising list lists the API\'s rising rows, follows the timeline and flies to a grid');
+  await openReady(page, `${baseUrl}/?lang=zh`);
+  await showCity(page);
+  const categories = await api(page, '/api/v1/categories');
+  const opened = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/emerging');
+  await page.locator('#rising-toggle').click();
+  await opened;
+  await page.waitForFunction(() => document.querySelector('#rising-body').dataset.request);
+  expect(await page.locator('#rising-panel').isVisible() && !(await page.locator('#filters').isVisible()),
+    'the rising list does not take the filters\' place');
+  let read = await readRising(page);
+  const params = new URL(read.shown.request, baseUrl).searchParams;
+  expect(params.get('period') === 'month', `the list opens by ${params.get('period')}, the timeline is by month`);
+  // All time on the timeline: today's period, or, when nothing at all is reported in it yet, an
+  // earlier one with a note saying so.
+  const fallback = await page.locator('#rising-body .rising-fallback').count();
+  expect(params.has('at') === (fallback > 0), `asked ${read.shown.request} with${fallback ? '' : 'out'} the fallback note`);
+  expectRisingMatches(read, categories, 'today, by month');
+  const today = read;
+
+  await page.locator('#rising-panel [data-period=week]').click();
+  await page.waitForFunction(() => document.querySelector('#rising-body').dataset.request.includes('period=week'));
+  read = await readRising(page);
+  expectRisingMatches(read, categories, 'today, by week');
+  await page.locator('#rising-panel [data-period=month]').click();
+  await page.waitForFunction(() => document.querySelector('#rising-body').dataset.request.includes('period=month'));
+
+  // The timeline's month: its last day is the day asked.
+  const months = (await api(page, '/api/v1/reports/trend?interval=month')).buckets;
+  const monthsWithRising = [];
+  for (const bucket of months.slice(-4)) {
+    const end = bucketEnd(bucket.start, 'month');
+    const answer = await api(page, `/api/v1/emerging?period=month&at=${end}`);
+    if (answer.rising > 0 && end < '2026-12-01') monthsWithRising.push({ bucket, end, answer });
+  }
+  expect(monthsWithRising.length > 0, 'no recent month has rising grids in the demo data');
+  const { bucket, end } = monthsWithRising.at(-1);
+  await page.locator('#tl-range').fill(String(months.findIndex((b) => b.start === bucket.start)));
+  await page.waitForFunction((at) => document.querySelector('#rising-body').dataset.request.includes(`at=${at}`)
+    && !document.querySelector('#rising-body').classList.contains('loading'), end);
+  read = await readRising(page);
+  expectRisingMatches(read, categories, `the timeline's ${bucket.start}`);
+  expect(read.shown.rows.length > 0, `nothing listed for ${bucket.start}`);
+  const monthRead = read;
+  expect(read.shown.window.includes(`${Number(bucket.start.slice(5, 7))}月`) && read.shown.summary.includes('跟随时间轴'),
+    `the panel reads ${JSON.stringify(read.shown.window)} / ${JSON.stringify(read.shown.summary)} for ${bucket.start}`);
+
+  // A click on the first row: the map flies to the grid and its panel opens.
+  const target = read.shown.rows[0];
+  const before = await page.evaluate(() => ({ zoom: window.gridwatch.map.getZoom(), centre: window.gridwatch.map.getCenter().toArray() }));
+  const moved = page.evaluate(() => new Promise((resolve) => {
+    const { map } = window.gridwatch;
+    map.once('moveend', () => map.once('idle', resolve));
+  }));
+  await page.locator('#rising-body .rising-row').first().click();
+  await moved;
+  await page.locator('#region-content [data-field^="party-branch"]').first().waitFor({ state: 'visible' });
+  const after = await page.evaluate((code) => {
+    const { map } = window.gridwatch;
+    const [feature] = map.queryRenderedFeatures({ layers: ['grid-fill'], filter: ['==', ['get', 'code'], code] });
+    const canvas = map.getCanvas().getBoundingClientRect();
+    const left = document.querySelector('#rising-panel').getBoundingClientRect().right;
+    const right = document.querySelector('#region-panel').getBoundingClientRect().left;
+    const ring = !feature ? [] : feature.geometry.type === 'Polygon' ? feature.geometry.coordinates[0] : feature.geometry.coordinates.flatMap((p) => p[0]);
+    const points = ring.map((p) => map.project(p)).map((p) => ({ x: p.x + canvas.left, y: p.y + canvas.top }));
+    return {
+      zoom: map.getZoom(),
+      centre: map.getCenter().toArray(),
+      found: !!feature,
+      inside: points.length > 0 && points.every((p) => p.x >= left && p.x <= right && p.y >= canvas.top && p.y <= canvas.bottom),
+      selected: feature ? map.getFeatureState({ source: 'regions', id: code }).selected === true : false,
+      panelCode: document.querySelector('#region-content [data-field=code]')?.textContent.trim(),
+      rowSelected: document.querySelector('#rising-body .rising-row.selected')?.dataset.code,
+    };
+  }, target.code);
+  expect(after.zoom > before.zoom + 3, `the map stays at zoom ${after.zoom.toFixed(1)} (was ${before.zoom.toFixed(1)})`);
+  expect(after.found && after.inside, `grid ${target.code} is not in view between the panels after the click (${JSON.stringify(after)})`);
+  expect(after.panelCode === target.code && after.selected, `the region panel shows ${after.panelCode}, not ${target.code}`);
+  expect(after.rowSelected === target.code, 'the clicked row is not marked');
+  await page.screenshot({ path: shot('map-rising.png') });
+
+  // A day picked in the panel wins until the timeline moves again.
+  await page.locator('#rising-prev').click();
+  const previousMonth = bucketEnd(months[months.findIndex((b) => b.start === bucket.start) - 1].start, 'month');
+  await page.waitForFunction((at) => document.querySelector('#rising-body').dataset.request.includes(`at=${at}`)
+    && !document.querySelector('#rising-body').classList.contains('loading'), previousMonth);
+  read = await readRising(page);
+  expectRisingMatches(read, categories, 'the month before');
+  await page.locator('#tl-all').click();
+  await page.waitForFunction((request) => document.querySelector('#rising-body').dataset.request === request
+    && !document.querySelector('#rising-body').classList.contains('loading'), today.shown.request);
+  pass(`today: ${today.shown.rows.length} rising (${today.shown.window}); ${bucket.start}: ${monthRead.shown.rows.length} rising = the API's rows; ` +
+    `row ${target.grid} (${target.categoryName} ${target.current}/${target.previous}/${target.last_year}) → zoom ${before.zoom.toFixed(1)} → ${after.zoom.toFixed(1)}, panel open`);
+}
+
+/** (l) Hot spots and the rising list in English. */
+async function englishHotspotChecks(page) {
+  check('(l) the hot spots legend, the rising list and the dashboard link speak English');
+  await page.locator('#lang-toggle').click();
+  await page.waitForFunction(() => document.documentElement.lang === 'en');
+  await page.locator('#hotspot-toggle').check();
+  await page.waitForFunction(() => document.querySelector('#legend').dataset.hotspots === 'ready');
+  const categories = await api(page, '/api/v1/categories');
+  const texts = await page.evaluate(() => ({
+    nav: document.querySelector('a[href="dashboard.html"]')?.textContent.trim(),
+    toggle: document.querySelector('[data-i18n=hotspots]').textContent.trim(),
+    risingButton: document.querySelector('#rising-toggle').textContent.trim(),
+    legend: document.querySelector('#hotspot-legend').innerText.trim(),
+    panel: ['#rising-title', '.rising-note', '#rising-window', '#rising-summary', '.rising-compared']
+      .map((sel) => document.querySelector(sel)?.textContent.trim() ?? ''),
+    periods: [...document.querySelectorAll('#rising-panel [data-period]')].map((b) => b.textContent.trim()),
+    labels: ['#rising-prev', '#rising-next', '#rising-close', '#rising-at'].map((sel) => document.querySelector(sel).getAttribute('aria-label')),
+    rows: [...document.querySelectorAll('#rising-body .rising-row')].map((b) => ({
+      category: b.dataset.category,
+      categoryName: b.querySelector('.rise-cat span:not(.swatch)').textContent.trim(),
+      figures: b.querySelector('.rise-figures').textContent.trim(),
+    })),
+  }));
+  const cjk = /[\u3400-\u9fff]/;
+  const all = [texts.nav, texts.toggle, texts.risingButton, texts.legend, ...texts.panel, ...texts.periods, ...texts.labels,
+    ...texts.rows.flatMap((r) => [r.categoryName, r.figures])];
+  const chinese = all.filter((text) => !text || cjk.test(text));
+  expect(chinese.length === 0, `not in English: ${JSON.stringify(chinese)}`);
+  expect(texts.nav === 'Street dashboard', `the dashboard link reads ${JSON.stringify(texts.nav)}`);
+  expect(/Hot \d+/.test(texts.legend) && /Cold \d+/.test(texts.legend) && texts.legend.includes('permutations'), `the legend reads ${JSON.stringify(texts.legend)}`);
+  expect(texts.rows.length > 0 && texts.rows.every((r) => r.categoryName === categories.find((c) => c.code === r.category)?.name_en),
+    `rows name their categories ${JSON.stringify(texts.rows.map((r) => r.categoryName))}`);
+  await page.locator('#hotspot-toggle').uncheck();
+  await page.locator('#rising-close').click();
+  await page.locator('#lang-toggle').click();
+  await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+  const back = await page.evaluate(() => ({
+    nav: document.querySelector('a[href="dashboard.html"]').textContent.trim(),
+    filters: document.querySelector('#filters').offsetParent !== null,
+  }));
+  expect(back.nav === '街道看板' && back.filters, `back in Chinese the link reads ${back.nav}; filters shown: ${back.filters}`);
+  pass(`"${texts.nav}", "${texts.toggle}", "${texts.legend.split('\n')[0]}", "${texts.panel[0]}" / "${texts.panel[2]}", ${texts.rows.length} rows in English`);
+}
+
 async function main() {
   const browser = await launchChromium();
   try {
@@ -641,6 +1008,9 @@ async function main() {
     await choroplethChecks(page);
     await gridTrendChecks(page);
     await englishAnalyticsChecks(page);
+    await hotspotChecks(page);
+    await risingChecks(page);
+    await englishHotspotChecks(page);
 
     check('phone-sized viewport: filters collapse, panel fits');
     const phone = await browser.newContext({

@@ -4,7 +4,8 @@
 //! sample sketch, reviews, edits, publishes it, splits a grid into micro-grids and locates a point
 //! in one; tests/browser/dispatch.mjs runs the whistle loop in the dispatcher's console on a
 //! controllable clock; tests/browser/report.mjs files reports from the snap-and-report page on a
-//! phone-sized screen, online and offline; tests/browser/api-docs.mjs browses the OpenAPI document
+//! phone-sized screen, online and offline; tests/browser/dashboard.mjs checks a street leader's
+//! dashboard against the API; tests/browser/api-docs.mjs browses the OpenAPI document
 //! in Swagger UI and tries one call. Screenshots go to target/screenshots.
 
 use crate::support::{fresh_db, repo_dir, url_of, Child};
@@ -77,6 +78,14 @@ async fn dispatch_console_runs_the_whistle_loop() {
 #[tokio::test]
 async fn report_page_files_from_a_phone_and_queues_offline() {
     run_script("browser/report.mjs", &[]).await;
+}
+
+/// The street leader's dashboard: one street's headline figures, categories, trend, top grids,
+/// hot spots and rising grids equal the API's; a community; filters; the CSV, GeoJSON and PNG
+/// exports; the print view, English, a phone-sized screen, an empty period and an error.
+#[tokio::test]
+async fn dashboard_page_shows_one_streets_figures() {
+    run_script("browser/dashboard.mjs", &[]).await;
 }
 
 /// The API reference: Swagger UI renders /api/openapi.json, and "Try it out" reaches the server.

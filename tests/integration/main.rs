@@ -8,6 +8,7 @@ mod api_contract;
 mod browser;
 mod cli;
 mod crs_reference;
+mod dashboard;
 mod demo;
 mod dispatch;
 mod hotspots;

@@ -2,8 +2,11 @@
 
 Reads {"y": [...], "neighbours": [[j, ...], ...]} (area i's neighbours, itself not listed) on
 stdin, runs esda.G_Local(y, w, transform="B", star=True, permutations=P) and writes
-{"z": [...], "p_sim": [...] | null, "seconds": t} on stdout, t being the time G_Local took (a
-second call: the first, untimed, warms up numba's compiled kernels when numba is installed).
+{"z": [...], "p_sim": [...] | null, "p_ties": [...] | null, "seconds": t} on stdout, t being the
+time G_Local took (a second call: the first, untimed, warms up numba's compiled kernels when numba
+is installed). "p_sim" is esda's own; "p_ties" is from esda's simulated G values (rGs) with ties
+counted on both sides, min(#{G_s >= G}, #{G_s <= G}), gridwatch's convention (see
+src/analysis/hotspots.rs).
 
     tests/.venv/bin/python tests/reference/gi_star.py [--permutations P] < input.json
 """
@@ -16,6 +19,16 @@ import warnings
 import numpy as np
 from esda.getisord import G_Local
 from libpysal.weights import W
+
+
+def p_ties(g, permutations):
+    """Pseudo p-values from the simulated G values with ties counted on both sides."""
+    observed = np.asarray(g.Gs, dtype=float)[:, None]
+    simulated = np.asarray(g.rGs, dtype=float)
+    tolerance = 1e-12 * np.abs(observed)
+    at_least = (simulated >= observed - tolerance).sum(axis=1)
+    at_most = (simulated <= observed + tolerance).sum(axis=1)
+    return [float(v) for v in (np.minimum(at_least, at_most) + 1) / (permutations + 1)]
 
 
 def main():
@@ -38,6 +51,7 @@ def main():
         {
             "z": [float(v) for v in g.Zs],
             "p_sim": [float(v) for v in g.p_sim] if args.permutations else None,
+            "p_ties": p_ties(g, args.permutations) if args.permutations else None,
             "seconds": seconds,
         },
         sys.stdout,
