@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_dispatch;
 pub mod bench_hotspots;
 pub mod bench_import;
+pub mod bench_tiles;
 pub mod coverage;
 pub mod demo;
 pub mod domain;

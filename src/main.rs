@@ -79,14 +79,15 @@ enum Command {
         #[command(subcommand)]
         command: DemoCommand,
     },
-    /// Benchmark: `locate` (in memory vs PostGIS), `dispatch` (intake and the scheduler) or
-    /// `import` (bulk report import).
+    /// Benchmark: `locate` (in memory vs PostGIS), `dispatch` (intake and the scheduler),
+    /// `import` (bulk report import), `hotspots` (Gi* vs esda) or `tiles` (vs Martin).
     Bench {
         /// locate: assign random points to the demo grids in memory and with PostGIS;
         /// dispatch: routing + case creation throughput, and 100,000 open deadlines
         /// import: `reports import` of a generated hotline CSV against a bare COPY
         /// hotspots: Gi* with permutations over the demo grids against PySAL esda
-        #[arg(default_value = "locate", value_parser = ["locate", "dispatch", "import", "hotspots"])]
+        /// tiles: incident tiles at z10/z13/z16, cold and warm, against Martin (scripts/bench-tiles)
+        #[arg(default_value = "locate", value_parser = ["locate", "dispatch", "import", "hotspots", "tiles"])]
         what: String,
         #[arg(long, default_value_t = 1_000_000)]
         points: usize,
@@ -99,6 +100,21 @@ enum Command {
         /// hotspots: the Python with esda and libpysal
         #[arg(long, default_value = "tests/.venv/bin/python")]
         python: PathBuf,
+        /// tiles: incidents generated over the demo city
+        #[arg(long, default_value_t = 1_000_000)]
+        incidents: usize,
+        /// tiles: tiles per zoom level
+        #[arg(long, default_value_t = 40)]
+        samples: usize,
+        /// tiles: warm requests per tile and server
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+        /// tiles: the Martin binary
+        #[arg(long, default_value = "target/martin/bin/martin")]
+        martin: PathBuf,
+        /// tiles: keep the generated database for the next run
+        #[arg(long)]
+        keep: bool,
         /// dispatch: reports filed per intake measurement
         #[arg(long, default_value_t = 20_000)]
         reports: usize,
@@ -496,9 +512,24 @@ async fn main() -> anyhow::Result<()> {
             clients,
             deadlines,
             window_s,
+            incidents,
+            samples,
+            repeats,
+            martin,
+            keep,
             data_dir,
             database_url,
         } => match what.as_str() {
+            "tiles" => {
+                let opts = gridwatch::bench_tiles::Options {
+                    incidents,
+                    samples,
+                    repeats,
+                    martin,
+                    keep,
+                };
+                gridwatch::bench_tiles::run(opts, database_url.as_deref(), &data_dir).await
+            }
             "import" => {
                 gridwatch::bench_import::run(rows, database_url.as_deref(), &data_dir).await
             }

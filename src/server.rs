@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct Database {
     pub db: Db,
     cluster: Option<ManagedCluster>,
+    /// the `DATABASE_URL` given, if any
+    url: Option<String>,
 }
 
 impl Database {
@@ -38,7 +40,11 @@ impl Database {
             }
         };
         match Db::connect(options).await {
-            Ok(db) => Ok(Database { db, cluster }),
+            Ok(db) => Ok(Database {
+                db,
+                cluster,
+                url: database_url.map(str::to_owned),
+            }),
             Err(e) => {
                 if let Some(c) = cluster {
                     let _ = c.stop();
@@ -46,6 +52,17 @@ impl Database {
                 Err(e).context("connecting to PostgreSQL and migrating (is PostGIS installed?)")
             }
         }
+    }
+
+    /// A `postgres://` URL of database `name` on the same server, for other programs.
+    pub fn url(&self, name: &str) -> anyhow::Result<String> {
+        if let Some(c) = &self.cluster {
+            return Ok(c.url(name));
+        }
+        let given = self.url.as_deref().unwrap_or_default();
+        let mut url = reqwest::Url::parse(given).context("DATABASE_URL is not a URL")?;
+        url.set_path(&format!("/{name}"));
+        Ok(url.to_string())
     }
 
     /// Closes the pool and stops the embedded cluster, if any.

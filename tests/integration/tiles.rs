@@ -6,7 +6,7 @@ use crate::support::{demo_app, TestApp};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use geozero::mvt::{Message, Tile};
-use gridwatch::tiles::TileId;
+use gridwatch::tiles::{TileFilter, TileId};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -503,4 +503,56 @@ async fn a_trend_counts_reports_per_bucket_in_china_time_with_the_empty_ones() {
         let (got, body) = app.get(uri).await;
         assert_eq!(got, status, "{uri}: {body}");
     }
+}
+
+/// A tile's features, each as its geometry commands and sorted properties, in sorted order: equal
+/// for two tiles with the same features in any order.
+fn canonical(mvt: &[u8]) -> Vec<String> {
+    if mvt.is_empty() {
+        return Vec::new();
+    }
+    let tile = Tile::decode(mvt).expect("a vector tile");
+    let props = features(mvt, &tile.layers[0].name);
+    let mut out: Vec<String> = tile.layers[0]
+        .features
+        .iter()
+        .zip(props)
+        .map(|(f, p)| {
+            let sorted: std::collections::BTreeMap<_, _> = p.into_iter().collect();
+            format!("{:?} {:?} {}", f.r#type, f.geometry, json!(sorted))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `gridwatch bench tiles` gives Martin gridwatch's own statements as a function source: on the
+/// demo year its tiles hold the service's features, at every zoom the benchmark asks for.
+#[tokio::test]
+async fn the_benchmarks_martin_function_builds_the_same_tiles() {
+    let app = demo_app().await;
+    gridwatch::demo::load(&app.gw).await.unwrap();
+    gridwatch::bench_tiles::install_peer_function(&app.gw.db)
+        .await
+        .unwrap();
+    let mut nonempty = 0;
+    for z in [10u8, 13, 15, 16] {
+        let t = TileId::containing(z, HERE.0, HERE.1);
+        let ours = app
+            .gw
+            .db
+            .incidents_tile(t, &TileFilter::default())
+            .await
+            .unwrap();
+        let peer: Vec<u8> = sqlx::query_scalar("select gw_bench_incidents($1, $2, $3)")
+            .bind(t.z as i32)
+            .bind(t.x as i32)
+            .bind(t.y as i32)
+            .fetch_one(app.gw.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(canonical(&ours), canonical(&peer), "z{z}");
+        nonempty += usize::from(!features(&ours, "incidents").is_empty());
+    }
+    assert_eq!(nonempty, 4);
 }
