@@ -26,6 +26,8 @@ import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { t, has, HTML_LANG, initialLanguage, formatNumber } from './dashboard-i18n.js';
 import { applyStaticText, rememberLanguage } from './i18n.js';
 import { el, setChildren } from './dom.js';
+import { ApiError, jsonApi, query } from './api.js';
+import { labelPoint, polygonsOf } from './geometry.js';
 import { basemapFont } from './basemap.js';
 
 // Relative to the page, so the dashboard keeps working if the binary ever serves it under a prefix.
@@ -104,46 +106,7 @@ const tr = (key, params) => t(state.lang, key, params);
 // ---------------------------------------------------------------------------------------------
 // API
 
-class ApiError extends Error {
-  constructor(message, { status = 0, body = null, path = '' } = {}) {
-    super(message);
-    this.status = status;
-    this.body = body;
-    this.path = path;
-  }
-}
-
-/** GET a JSON resource; failures carry the server's own `{"error": {"message"}}`, status and path. */
-async function api(path, { signal } = {}) {
-  let response;
-  try {
-    response = await fetch(`${API}/${path}`, { signal, headers: { Accept: 'application/json' } });
-  } catch (err) {
-    if (err.name === 'AbortError') throw err;
-    throw new ApiError(tr('error_network'), { path: path.split('?')[0] });
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    // A body that is not JSON (a proxy's error page, say) is reported by status below.
-  }
-  if (!response.ok || body === null) {
-    const message = body?.error?.message ?? tr('error_http', { status: response.status });
-    throw new ApiError(message, { status: response.status, body, path: path.split('?')[0] });
-  }
-  return body;
-}
-
-function query(params) {
-  const parts = [];
-  for (const [key, value] of Object.entries(params)) {
-    if (value === undefined || value === null || value === '' || value === false) continue;
-    // Commas left as they are (not %2C), exactly as the API documents its lists.
-    parts.push(`${key}=${String(value).split(',').map(encodeURIComponent).join(',')}`);
-  }
-  return parts.length ? `?${parts.join('&')}` : '';
-}
+const api = jsonApi(API, tr);
 
 /** The filter every figure of the view is asked for with. */
 function filterParams() {
@@ -273,13 +236,6 @@ function levelName(level) {
 // ---------------------------------------------------------------------------------------------
 // Geometry (lon/lat)
 
-function polygonsOf(geometry) {
-  if (!geometry) return [];
-  if (geometry.type === 'Polygon') return [geometry.coordinates];
-  if (geometry.type === 'MultiPolygon') return geometry.coordinates;
-  return [];
-}
-
 function bboxOf(geometries) {
   const b = [Infinity, Infinity, -Infinity, -Infinity];
   for (const g of geometries) {
@@ -295,23 +251,6 @@ function bboxOf(geometries) {
   return Number.isFinite(b[0]) ? b : null;
 }
 
-/** Where to put a label: the centroid of the largest polygon's outer ring. */
-function labelPoint(geometry) {
-  let best = null;
-  for (const poly of polygonsOf(geometry)) {
-    const ring = poly[0];
-    let a = 0, cx = 0, cy = 0;
-    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-      const f = ring[j][0] * ring[i][1] - ring[i][0] * ring[j][1];
-      a += f;
-      cx += (ring[j][0] + ring[i][0]) * f;
-      cy += (ring[j][1] + ring[i][1]) * f;
-    }
-    if (a === 0) continue;
-    if (!best || Math.abs(a) > best.area) best = { area: Math.abs(a), point: [cx / (3 * a), cy / (3 * a)] };
-  }
-  return best?.point ?? null;
-}
 
 // ---------------------------------------------------------------------------------------------
 // URL

@@ -24,6 +24,7 @@ import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { t, has, HTML_LANG, initialLanguage, formatNumber } from './dispatch-i18n.js';
 import { applyStaticText, rememberLanguage } from './i18n.js';
 import { el, setChildren } from './dom.js';
+import { ApiError, jsonApi, query } from './api.js';
 import { basemapFont } from './basemap.js';
 
 // Relative to the page, so the console keeps working if the binary ever serves it under a prefix.
@@ -118,52 +119,7 @@ const trOr = (key, fallback, params) => (has(key) ? tr(key, params) : fallback);
 // ---------------------------------------------------------------------------------------------
 // API
 
-class ApiError extends Error {
-  constructor(message, { status = 0, body = null, path = '' } = {}) {
-    super(message);
-    this.status = status;
-    this.body = body;
-    this.path = path;
-  }
-}
-
-/**
- * A JSON request. Failures become an ApiError carrying the server's own message
- * (`{"error": {"message"}}`), its status and body, so a 409 can show what is allowed instead.
- */
-async function api(path, { method = 'GET', body, signal } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let response;
-  try {
-    response = await fetch(`${API}/${path}`, { method, signal, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch (err) {
-    if (err.name === 'AbortError') throw err;
-    throw new ApiError(tr('error_network'), { path });
-  }
-  if (response.status === 204) return null;
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    // A body that is not JSON (a proxy's error page, say) is reported by status below.
-  }
-  if (!response.ok || data === null) {
-    const message = data?.error?.message ?? tr('error_http', { status: response.status });
-    throw new ApiError(message, { status: response.status, body: data, path: path.split('?')[0] });
-  }
-  return data;
-}
-
-function query(params) {
-  const parts = [];
-  for (const [key, value] of Object.entries(params)) {
-    if (value === undefined || value === null || value === '' || value === false) continue;
-    // Commas left as they are (not %2C), exactly as the API documents its lists.
-    parts.push(`${key}=${String(value).split(',').map(encodeURIComponent).join(',')}`);
-  }
-  return parts.length ? `?${parts.join('&')}` : '';
-}
+const api = jsonApi(API, tr);
 
 // ---------------------------------------------------------------------------------------------
 // Server clock

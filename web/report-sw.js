@@ -3,14 +3,14 @@
 //
 // report.js registers it with the scope "./report", so it controls report.html only; the map, the
 // editor and the console never see it.
-// - The shell (the page's own files, the shared i18n.js, dom.js, basemap.js and style.css, and MapLibre from
+// - The shell (the page's own files, the shared i18n.js, dom.js, geometry.js, basemap.js and style.css, and MapLibre from
 //   /vendor/maplibre-gl/) is cached at install and served stale-while-revalidate: at once from the
 //   cache, and refreshed in the background for the next visit.
 // - GET /api/v1/config, /categories, /regions?level=grid and ?level=district (what the page needs to
 //   start): network first, with a timeout, falling back to the last good answer.
 // - Everything else goes to the network untouched: every POST (a report or a photo is never cached,
 //   and the page's own outbox in IndexedDB owns the retries), /locate, photos, other hosts.
-const VERSION = 'gridwatch-report-v2';
+const VERSION = 'gridwatch-report-v3';
 const SHELL_CACHE = `${VERSION}-shell`;
 const API_CACHE = `${VERSION}-api`;
 
@@ -21,6 +21,7 @@ const SHELL = [
   'report-i18n.js',
   'i18n.js',
   'dom.js',
+  'geometry.js',
   'basemap.js',
   'style.css',
   'vendor/maplibre-gl/maplibre-gl.mjs',

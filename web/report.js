@@ -22,6 +22,7 @@ import { basemapFont } from './basemap.js';
 import { applyStaticText, rememberLanguage, initialLanguage } from './i18n.js';
 import { t, HTML_LANG } from './report-i18n.js';
 import { el, setChildren } from './dom.js';
+import { labelPoint, polygonsOf } from './geometry.js';
 
 // Relative to the page, so it keeps working if the binary ever serves it under a path prefix.
 const API = 'api/v1';
@@ -834,28 +835,6 @@ function mapLocale() {
   return Object.fromEntries(keys.map((key, i) => [key, tr(names[i])]));
 }
 
-function polygonsOf(geometry) {
-  if (geometry?.type === 'Polygon') return [geometry.coordinates];
-  if (geometry?.type === 'MultiPolygon') return geometry.coordinates;
-  return [];
-}
-
-/** The area centroid of a region's largest outer ring: where its name goes. */
-function labelPoint(geometry) {
-  let best = null;
-  for (const polygon of polygonsOf(geometry)) {
-    const ring = polygon[0];
-    let a = 0, cx = 0, cy = 0;
-    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-      const f = ring[j][0] * ring[i][1] - ring[i][0] * ring[j][1];
-      a += f;
-      cx += (ring[j][0] + ring[i][0]) * f;
-      cy += (ring[j][1] + ring[i][1]) * f;
-    }
-    if (a !== 0 && (!best || Math.abs(a) > best.area)) best = { area: Math.abs(a), point: [cx / (3 * a), cy / (3 * a)] };
-  }
-  return best?.point ?? null;
-}
 
 function bboxOf(collection) {
   const bbox = [Infinity, Infinity, -Infinity, -Infinity];
