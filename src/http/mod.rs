@@ -11,6 +11,7 @@ mod geometry;
 mod hotspots;
 mod open311;
 pub mod openapi;
+mod ops;
 mod photos;
 mod regions;
 mod reports;
@@ -18,7 +19,7 @@ mod sketches;
 mod tiles;
 
 use crate::workflow::Gridwatch;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -143,8 +144,15 @@ pub fn app(state: AppState) -> Router {
         .route("/sketches/{id}/vectorise", post(sketches::vectorise))
         .route("/sketches/{id}/review", post(sketches::review))
         .fallback(api_not_found);
+    let metrics = Arc::new(ops::HttpMetrics::default());
+    let scraped = metrics.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(ops::readyz))
+        .route(
+            "/metrics",
+            get(move |state: State<AppState>| ops::metrics(state, scraped.clone())),
+        )
         .route("/api/openapi.json", get(openapi::serve))
         .route("/tiles/{file}", get(tiles::tilejson))
         .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::tile))
@@ -185,6 +193,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(CompressionLayer::new())
                 .layer(DefaultBodyLimit::max(BODY_LIMIT)),
         )
+        .layer(axum::middleware::from_fn_with_state(metrics, ops::track))
         .with_state(state)
 }
 

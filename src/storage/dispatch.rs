@@ -620,6 +620,17 @@ impl Db {
             .map_err(db("listing cases"))
     }
 
+    /// Notices not delivered yet, and how many of them failed their last attempt.
+    pub async fn undelivered_notices(&self) -> Result<(i64, i64)> {
+        sqlx::query_as(
+            "select count(*), count(*) filter (where last_error is not null)
+               from outbox where delivered_at is null",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("counting undelivered notices"))
+    }
+
     /// Cases per state, and overdue ones, under the filter's street, region and categories.
     pub async fn case_counts(
         &self,

@@ -397,6 +397,9 @@ impl Gridwatch {
             views.push((row, located, routing));
         }
         let ids = self.intake.file(items, self.notice_config.sms()).await?;
+        self.counters
+            .reports_filed
+            .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
         // The tiles over the new reports are stale now.
         for (_, located, _) in &views {
             self.tiles

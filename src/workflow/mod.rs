@@ -88,6 +88,17 @@ pub struct Gridwatch {
     photos: photos::PhotoStore,
     /// built vector tiles, dropped by area as reports and cases change (`tiles::follow_changes`)
     pub tiles: Arc<crate::tiles::cache::TileCache>,
+    /// what this process has taken in, for `/metrics`
+    pub counters: Arc<Counters>,
+}
+
+/// Counts since the process started.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// reports filed one by one or in batches (API, Open311, the snap-and-report page)
+    pub reports_filed: std::sync::atomic::AtomicU64,
+    /// reports loaded by `reports import`
+    pub reports_imported: std::sync::atomic::AtomicU64,
 }
 
 /// Routing rules and departments, read on every report: swapped whole like the index.
@@ -132,6 +143,7 @@ impl Gridwatch {
             stop: Arc::new(tokio::sync::watch::channel(false).0),
             photos: photos::PhotoStore::new(std::env::temp_dir().join("gridwatch-photos")),
             tiles: Arc::new(crate::tiles::cache::TileCache::new(tiles::CACHE_BYTES)),
+            counters: Arc::default(),
         };
         gw.reload().await?;
         gw.reload_dispatch().await?;

@@ -535,6 +535,9 @@ impl Gridwatch {
             Some(text)
         });
         let loaded = self.db.copy_reports(chunks).await?;
+        self.counters
+            .reports_imported
+            .fetch_add(loaded.inserted, std::sync::atomic::Ordering::Relaxed);
         Ok(ImportOutcome {
             rows: total,
             loaded,

@@ -15,6 +15,7 @@ mod hotspots;
 mod import;
 mod locate_oracle;
 mod open311;
+mod ops;
 mod photos;
 mod redraw;
 mod report_import;
