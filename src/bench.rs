@@ -14,6 +14,19 @@ use std::time::Instant;
 
 /// Random points over the urban cores: uniform in the bounding box of a random street,
 /// widened by 5 %, so most fall in grids and some near or outside them.
+/// The service over the demo city's regions (no incidents), as every benchmark starts.
+pub async fn demo_city(db: crate::storage::Db) -> anyhow::Result<Gridwatch> {
+    let gw = Gridwatch::open(db, 50.0).await?;
+    gw.import_regions(
+        crate::demo::REGIONS_GEOJSON.as_bytes(),
+        crate::domain::Crs::Wgs84,
+        true,
+    )
+    .await
+    .context("loading the demo regions")?;
+    Ok(gw)
+}
+
 pub fn random_points(gw: &Gridwatch, n: usize, seed: u64) -> Vec<(f64, f64)> {
     let index = gw.index();
     let boxes: Vec<geo::Rect<f64>> = index
@@ -46,14 +59,7 @@ pub async fn run(n: usize, database_url: Option<&str>, data_dir: &Path) -> anyho
 }
 
 async fn run_with(database: &Database, n: usize) -> anyhow::Result<()> {
-    let gw = Gridwatch::open(database.db.clone(), 50.0).await?;
-    gw.import_regions(
-        crate::demo::REGIONS_GEOJSON.as_bytes(),
-        crate::domain::Crs::Wgs84,
-        true,
-    )
-    .await
-    .context("loading the demo regions")?;
+    let gw = demo_city(database.db.clone()).await?;
     let index = gw.index();
     let points = random_points(&gw, n, 42);
     println!(

@@ -98,14 +98,7 @@ where
 }
 
 async fn run_with(db: Db, sizes: Sizes) -> anyhow::Result<()> {
-    let gw = Gridwatch::open(db.clone(), 50.0).await?;
-    gw.import_regions(
-        crate::demo::REGIONS_GEOJSON.as_bytes(),
-        crate::domain::Crs::Wgs84,
-        true,
-    )
-    .await
-    .context("loading the demo regions")?;
+    let gw = crate::bench::demo_city(db.clone()).await?;
     crate::demo::seed_rules(&gw).await?;
     let (sync, fsync): (String, String) =
         sqlx::query_as("select current_setting('synchronous_commit'), current_setting('fsync')")

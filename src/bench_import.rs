@@ -9,7 +9,6 @@ use crate::storage::bulk::copy_line;
 use crate::storage::Db;
 use crate::workflow::report_import::{ImportFormat, ImportOptions, CHUNK};
 use crate::workflow::Gridwatch;
-use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt::Write;
@@ -56,14 +55,7 @@ pub async fn run(rows: usize, database_url: Option<&str>, data_dir: &Path) -> an
 }
 
 async fn run_with(db: Db, rows: usize) -> anyhow::Result<()> {
-    let gw = Gridwatch::open(db.clone(), 50.0).await?;
-    gw.import_regions(
-        crate::demo::REGIONS_GEOJSON.as_bytes(),
-        crate::domain::Crs::Wgs84,
-        true,
-    )
-    .await
-    .context("loading the demo regions")?;
+    let gw = crate::bench::demo_city(db.clone()).await?;
     let csv = hotline_csv(&gw, rows, 7);
     println!(
         "import benchmark: {rows} hotline rows ({:.1} MB of CSV) over {} regions of the Wuhai demo",

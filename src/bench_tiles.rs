@@ -75,14 +75,7 @@ pub async fn run(opts: Options, database_url: Option<&str>, data_dir: &Path) -> 
 }
 
 async fn run_with(db: &Db, url: &str, opts: &Options, data_dir: &Path) -> anyhow::Result<()> {
-    let gw = Gridwatch::open(db.clone(), 50.0).await?;
-    gw.import_regions(
-        crate::demo::REGIONS_GEOJSON.as_bytes(),
-        crate::domain::Crs::Wgs84,
-        true,
-    )
-    .await
-    .context("loading the demo regions")?;
+    let gw = crate::bench::demo_city(db.clone()).await?;
     fill(&gw, opts.incidents).await?;
     install_peer_function(db).await?;
     let (table_mb,): (f64,) =
