@@ -111,6 +111,26 @@ async fn run_with(db: &Db, url: &str, opts: &Options, data_dir: &Path) -> anyhow
     )
     .await?;
     let client = reqwest::Client::new();
+    // gridwatch serves staff the full map (the public view suppresses small counts): a viewer's
+    // token, as a street leader's browser would send its session.
+    let viewer = format!("bench-viewer-{}", std::process::id());
+    let gw = Gridwatch::open(db.clone(), 50.0).await?;
+    gw.add_user(crate::workflow::accounts::NewUser {
+        username: viewer.clone(),
+        display_name: None,
+        role: crate::access::Role::Viewer,
+        scope: None,
+        department: None,
+        password: Some(crate::access::password::random_secret(16)),
+    })
+    .await?;
+    let token = gw.add_user_token(&viewer, "tile benchmark").await?;
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
+    let ours_client = reqwest::Client::builder().default_headers(auth).build()?;
     // (byte-identical, as many features, tiles compared)
     let mut identical = (0usize, 0usize, 0usize);
     for z in ZOOMS {
@@ -133,11 +153,11 @@ async fn run_with(db: &Db, url: &str, opts: &Options, data_dir: &Path) -> anyhow
         for (i, &t) in tiles.iter().enumerate() {
             // Alternate who goes first, so neither always meets a database the other warmed.
             let (a, b) = if i % 2 == 0 {
-                let a = fetch(&client, &ours_url(t)).await?;
+                let a = fetch(&ours_client, &ours_url(t)).await?;
                 (a, fetch(&client, &martin_url(t)).await?)
             } else {
                 let b = fetch(&client, &martin_url(t)).await?;
-                (fetch(&client, &ours_url(t)).await?, b)
+                (fetch(&ours_client, &ours_url(t)).await?, b)
             };
             cold.0.push(a.ms);
             cold.1.push(b.ms);
@@ -151,11 +171,11 @@ async fn run_with(db: &Db, url: &str, opts: &Options, data_dir: &Path) -> anyhow
         for r in 0..opts.repeats {
             for &t in &tiles {
                 if r % 2 == 0 {
-                    warm.0.push(fetch(&client, &ours_url(t)).await?.ms);
+                    warm.0.push(fetch(&ours_client, &ours_url(t)).await?.ms);
                     warm.1.push(fetch(&client, &martin_url(t)).await?.ms);
                 } else {
                     warm.1.push(fetch(&client, &martin_url(t)).await?.ms);
-                    warm.0.push(fetch(&client, &ours_url(t)).await?.ms);
+                    warm.0.push(fetch(&ours_client, &ours_url(t)).await?.ms);
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! Layers, top to bottom (see ARCHITECTURE.md): `http` (axum, wire formats) → `workflow`
 //! (use cases) → `storage` (SQL, PostGIS) and `spatial` (pure geometry) → `domain` (types).
 
+pub mod access;
 pub mod analysis;
 pub mod bench;
 pub mod bench_dispatch;

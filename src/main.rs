@@ -63,6 +63,14 @@ enum Command {
         /// folder for report photos (default: photos/ in the data directory)
         #[arg(long, env = "GRIDWATCH_PHOTO_DIR")]
         photo_dir: Option<PathBuf>,
+        /// the session cookie's `Secure` flag: auto (unless listening on loopback), always, never
+        #[arg(long, env = "GRIDWATCH_COOKIE_SECURE", default_value = "auto", value_parser = ["auto", "always", "never"])]
+        cookie_secure: String,
+    },
+    /// Accounts: add, list, disable users; API tokens acting for a user.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// Region registry commands.
     Regions {
@@ -169,10 +177,63 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user and print their one-time password (changed at first login).
+    Add {
+        username: String,
+        /// admin, dispatcher, street_leader, community_leader, planner, grid_worker, responder, viewer
+        #[arg(long)]
+        role: String,
+        /// the region code the user is limited to (street, community, grid, or a planner's region)
+        #[arg(long)]
+        scope: Option<String>,
+        /// a responder's department code (urban_management, fire_rescue …)
+        #[arg(long)]
+        department: Option<String>,
+        /// the name shown in case histories
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Disable a user: ends their sessions and revokes their tokens.
+    Disable {
+        username: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Create an API token acting for a user (a hotline import, the SMS gateway) and print it.
+    Token {
+        username: String,
+        /// what the token is for, e.g. "12345 hotline import"
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum ApikeyCommand {
     /// Create a key for an Open311 client and print it (only its hash is stored).
     Create {
         /// who the key is for, e.g. "12345 hotline"
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the keys and tokens: name, user it acts for, created, revoked.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke every live key of that name; requests with it are refused at once.
+    Revoke {
         name: String,
         #[command(flatten)]
         db: DbArgs,
@@ -373,6 +434,7 @@ async fn main() -> anyhow::Result<()> {
             sms_webhook,
             supervision_webhook,
             photo_dir,
+            cookie_secure,
         } => {
             anyhow::ensure!(
                 near_m.is_finite() && near_m >= 0.0,
@@ -398,6 +460,11 @@ async fn main() -> anyhow::Result<()> {
                 web_dir: web_dir.unwrap_or_else(default_web_dir),
                 basemap_style_url,
                 controllable_clock,
+                secure_cookies: match cookie_secure.as_str() {
+                    "always" => true,
+                    "never" => false,
+                    _ => !listen.ip().is_loopback(),
+                },
                 notices: NoticeConfig {
                     sms_webhook,
                     supervision_webhook,
@@ -483,25 +550,8 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Apikey {
-            command: ApikeyCommand::Create { name, db },
-        } => {
-            let database = Database::open(db.database_url.as_deref(), &db.data_dir).await?;
-            let result = async {
-                let gw = Gridwatch::open(database.db.clone(), 50.0).await?;
-                let key: String = {
-                    use rand::Rng;
-                    let bytes: [u8; 20] = rand::rng().random();
-                    bytes.iter().map(|b| format!("{b:02x}")).collect()
-                };
-                gw.add_api_key(&name, &key).await?;
-                println!("{key}");
-                anyhow::Ok(())
-            }
-            .await;
-            database.close().await;
-            result
-        }
+        Command::Users { command } => users(command).await,
+        Command::Apikey { command } => apikeys(command).await,
         Command::Bench {
             what,
             points,
@@ -708,4 +758,154 @@ async fn import_reports(
         .with_context(|| format!("writing the reject file {}", path.display()))?;
     eprintln!("rejected rows written to {}", path.display());
     std::process::exit(2);
+}
+
+async fn apikeys(command: ApikeyCommand) -> anyhow::Result<()> {
+    let (ApikeyCommand::Create { db, .. }
+    | ApikeyCommand::List { db }
+    | ApikeyCommand::Revoke { db, .. }) = &command;
+    let database = Database::open(db.database_url.as_deref(), &db.data_dir).await?;
+    let result = async {
+        match &command {
+            ApikeyCommand::Create { name, .. } => {
+                let gw = Gridwatch::open(database.db.clone(), 50.0).await?;
+                let key: String = {
+                    use rand::Rng;
+                    let bytes: [u8; 20] = rand::rng().random();
+                    bytes.iter().map(|b| format!("{b:02x}")).collect()
+                };
+                gw.add_api_key(name, &key).await?;
+                println!("{key}");
+            }
+            ApikeyCommand::List { .. } => {
+                println!(
+                    "{:<6} {:<28} {:<14} {:<20} revoked",
+                    "id", "name", "user", "created"
+                );
+                for k in database.db.api_clients().await? {
+                    println!(
+                        "{:<6} {:<28} {:<14} {:<20} {}",
+                        k.id,
+                        k.name,
+                        k.username.as_deref().unwrap_or("-"),
+                        k.created_at.format("%Y-%m-%d %H:%M"),
+                        k.revoked_at
+                            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            ApikeyCommand::Revoke { name, .. } => {
+                match database.db.revoke_api_client(name).await? {
+                    0 => anyhow::bail!(
+                        "no live API key is named {name:?} (see gridwatch apikey list)"
+                    ),
+                    n => println!("revoked {n} key(s) named {name:?}"),
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result
+}
+
+async fn users(command: UsersCommand) -> anyhow::Result<()> {
+    use gridwatch::access::Role;
+    use gridwatch::workflow::accounts::NewUser;
+    let db = match &command {
+        UsersCommand::Add { db, .. }
+        | UsersCommand::List { db }
+        | UsersCommand::Disable { db, .. }
+        | UsersCommand::Token { db, .. } => db.clone(),
+    };
+    let database = Database::open(db.database_url.as_deref(), &db.data_dir).await?;
+    let result = async {
+        let gw = Gridwatch::open(database.db.clone(), 50.0).await?;
+        match command {
+            UsersCommand::Add {
+                username,
+                role,
+                scope,
+                department,
+                name,
+                ..
+            } => {
+                let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+                let (user, password) = gw
+                    .add_user(NewUser {
+                        username,
+                        display_name: name,
+                        role,
+                        scope,
+                        department,
+                        password: None,
+                    })
+                    .await
+                    .map_err(user_error)?;
+                println!(
+                    "added {} ({}); one-time password: {}",
+                    user.username,
+                    user.role,
+                    password.unwrap_or_default()
+                );
+            }
+            UsersCommand::List { .. } => {
+                println!("username\trole\tscope\tdepartment\tstate\tname");
+                for a in gw.db.accounts().await? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        a.username,
+                        a.role,
+                        a.scope_code.as_deref().unwrap_or("-"),
+                        a.department.as_deref().unwrap_or("-"),
+                        if a.disabled_at.is_some() {
+                            "disabled"
+                        } else if a.must_change_password {
+                            "one-time password"
+                        } else {
+                            "active"
+                        },
+                        a.display_name
+                    );
+                }
+            }
+            UsersCommand::Disable { username, .. } => {
+                anyhow::ensure!(
+                    gw.db.disable_account(&username).await?,
+                    "no user {username:?}"
+                );
+                gw.db
+                    .audit(
+                        None,
+                        "cli",
+                        "user.disable",
+                        &format!("user:{username}"),
+                        &serde_json::json!({}),
+                    )
+                    .await?;
+                println!("disabled {username}: sessions ended, tokens revoked");
+            }
+            UsersCommand::Token { username, name, .. } => {
+                let token = gw
+                    .add_user_token(&username, &name)
+                    .await
+                    .map_err(user_error)?;
+                println!("{token}");
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result
+}
+
+/// A workflow error as the command line says it: `--scope: no region with code …`.
+fn user_error(e: WorkflowError) -> anyhow::Error {
+    match e {
+        WorkflowError::Invalid { field, message } => anyhow::anyhow!("--{field}: {message}"),
+        other => anyhow::Error::new(other),
+    }
 }

@@ -12,7 +12,6 @@ use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// The database a command works on. Stops the embedded cluster when dropped.
 pub struct Database {
@@ -99,6 +98,8 @@ pub struct ServeOptions {
     pub notices: NoticeConfig,
     /// where report photos are kept
     pub photo_dir: PathBuf,
+    /// mark the session cookie `Secure`
+    pub secure_cookies: bool,
 }
 
 /// The web folder: `GRIDWATCH_WEB_DIR`, else `web/` of this source tree, else `./web`.
@@ -151,13 +152,34 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "demo data ready"
         );
     }
-    let state = AppState {
+    if opts.demo {
+        let added = gw
+            .load_demo_users()
+            .await
+            .context("adding the demo users")?;
+        if added > 0 {
+            println!(
+                "demo users added: {} (password {:?}; README lists them)",
+                crate::workflow::accounts::DEMO_USERS
+                    .map(|u| u.username)
+                    .join(", "),
+                crate::workflow::accounts::DEMO_PASSWORD
+            );
+        }
+    } else if let Some(password) = gw.ensure_first_admin().await? {
+        println!(
+            "first run: created the user \"admin\" with the one-time password {password} \
+             (log in and change it; `gridwatch users add` creates more)"
+        );
+    }
+    let state = AppState::new(
         gw,
-        config: Arc::new(HttpConfig {
+        HttpConfig {
             web_dir: opts.web_dir,
             basemap_style_url: opts.basemap_style_url,
-        }),
-    };
+            secure_cookies: opts.secure_cookies,
+        },
+    );
     // The escalation scheduler, the notice courier and the tile cache's change feed run beside
     // the server until shutdown.
     let gw = state.gw.clone();
@@ -174,16 +196,19 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
     println!("gridwatch is serving http://{addr}/");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown({
-            let gw = gw.clone();
-            async move {
-                shutdown_signal().await;
-                // Open consoles' event streams end now, so the graceful shutdown can finish.
-                gw.shut_down();
-            }
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown({
+        let gw = gw.clone();
+        async move {
+            shutdown_signal().await;
+            // Open consoles' event streams end now, so the graceful shutdown can finish.
+            gw.shut_down();
+        }
+    })
+    .await?;
     tracing::info!("shutting down");
     for task in background {
         let _ = task.await;

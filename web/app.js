@@ -8,6 +8,8 @@
  * drawing it with MapLibre GL JS over the server's vector tiles (`/tiles/incidents`, `/tiles/grids`,
  * both under the same filter), the filters panel, the timeline, the legend with its choropleth
  * switch, the region panel with its trend chart (inline SVG) and the language switch.
+ * A visitor who is not logged in gets the public map: the server's public tiles and trend (small
+ * counts suppressed), the region panel from the loaded boundaries only, no hot spots or rising list.
  * What it must not do: reach any host but its own. There is no CDN, no remote font and no remote
  * tile unless the server's config names a basemap style. Labels are drawn by MapLibre from the
  * browser's local fonts, which is why the style below has no `glyphs` URL.
@@ -23,6 +25,7 @@
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { basemapFont } from './basemap.js';
 import { t, applyStaticText, rememberLanguage, initialLanguage, formatNumber, nextLevelWord } from './i18n.js';
+import { session } from './session.js';
 import { el, setChildren } from './dom.js';
 
 // Relative to the page, so the UI keeps working if the binary ever serves it under a path prefix.
@@ -157,6 +160,7 @@ const state = {
   detailAbort: null,
   // Hot spots: whether they are shown, and the answer for the filter shown.
   hotspotsOn: false,
+  public: false,              // a visitor who is not logged in: the public map
   hotspots: null,             // { key, data?, error?, none? } (none: no category selected)
   hotspotAbort: null,
   hotspotByCode: new Map(),   // code -> grid of the answer drawn (hot or cold only)
@@ -774,6 +778,12 @@ async function selectRegion(code, { fit = false } = {}) {
   state.regionTrend = null;
   loadRegionTrend();
   state.detailAbort?.abort();
+  if (state.public) {
+    // A visitor reads the region from the boundaries already loaded: no staff, no report list.
+    state.detail = publicDetail(code);
+    renderPanel();
+    return;
+  }
   const abort = new AbortController();
   state.detailAbort = abort;
   try {
@@ -787,6 +797,18 @@ async function selectRegion(code, { fit = false } = {}) {
     renderPanel();
     showError(err);
   }
+}
+
+/** What a visitor may see of a region: its name, level and chain, from the loaded boundaries. */
+function publicDetail(code) {
+  const chain = [];
+  for (let c = code; c; c = state.regionByCode.get(c)?.properties.parent_code) {
+    const p = state.regionByCode.get(c)?.properties;
+    if (!p) break;
+    chain.unshift({ code: p.code, name: p.name, level: p.level });
+  }
+  const p = state.regionByCode.get(code)?.properties ?? {};
+  return { public: true, code, name: p.name, level: p.level, synthetic: p.synthetic, chain };
 }
 
 function closePanel() {
@@ -929,6 +951,12 @@ function renderPanel() {
       }, regionTitle(link.name, link.code)),
       el('span', { class: 'muted' }, ` ${levelName(link.level)}`)))))
     : null;
+
+  if (detail.public) {
+    content.replaceChildren(header, hierarchy, figuresSection(code, level), trendSection(),
+      el('p', { class: 'muted public-panel-note', 'data-field': 'public-note' }, t(state.lang, 'public_panel_note')));
+    return;
+  }
 
   const branch = detail.party_branch;
   const party = section('party_branch', branch
@@ -1080,6 +1108,9 @@ function trendSection() {
         el('span', { class: 'key-swatch reports' }), t(state.lang, 'trend_reports'),
         el('span', { class: 'key-swatch closed' }), t(state.lang, 'trend_closed'),
         el('span', { class: 'muted trend-hint' }, t(state.lang, 'trend_hint'))) : null,
+      trend.data.suppressed_below
+        ? el('p', { class: 'muted', 'data-field': 'trend-suppressed' }, t(state.lang, 'trend_suppressed', { n: trend.data.suppressed_below }))
+        : null,
     ];
   }
   return el('section', { class: 'panel-section', id: 'trend-section' }, el('h3', {}, title), body);
@@ -2095,7 +2126,10 @@ async function start() {
   setFiltersCollapsed(isNarrow());
   bindControls();
 
-  const config = await getJson('config');
+  const [config, user] = await Promise.all([getJson('config'), session]);
+  // Not logged in: the public map (tiles and trend in their suppressed form, no region details).
+  state.public = !user;
+  if (state.public) state.hotspotsOn = false;
   const map = createMap(config.basemap_style_url || plainStyle());
   state.map = map;
   window.gridwatch.map = map;

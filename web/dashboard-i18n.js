@@ -135,6 +135,7 @@ const STRINGS = {
     error_reload: '重新加载',
     error_dismiss: '关闭提示',
     error_region_unknown: '没有编号为 {code} 的街道、社区或区，已改为显示{name}',
+    error_region_outside: '{asked}不在您负责的范围内，已改为显示{name}',
     error_no_regions: '服务器上没有街道或社区',
     error_png: '无法导出地图图片',
 
@@ -266,6 +267,7 @@ const STRINGS = {
     error_reload: 'Reload',
     error_dismiss: 'Dismiss',
     error_region_unknown: 'There is no street, community or district with code {code}; showing {name} instead',
+    error_region_outside: '{asked} is outside the region you lead; showing {name} instead',
     error_no_regions: 'the server has no streets or communities',
     error_png: 'could not export the map image',
 

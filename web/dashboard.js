@@ -29,6 +29,7 @@ import { el, setChildren } from './dom.js';
 import { ApiError, jsonApi, query } from './api.js';
 import { labelPoint, polygonsOf } from './geometry.js';
 import { basemapFont } from './basemap.js';
+import { session } from './session.js';
 
 // Relative to the page, so the dashboard keeps working if the binary ever serves it under a prefix.
 const API = 'api/v1';
@@ -1369,8 +1370,8 @@ async function start() {
   applyStaticText(state.lang, tr, 'page_title');
   bindControls();
   const wanted = readUrl();
-  const [config, clock, categories, regions] = await Promise.all([
-    api('config'), api('clock'), api('categories'), api('regions'),
+  const [config, clock, categories, regions, user] = await Promise.all([
+    api('config'), api('clock'), api('categories'), api('regions'), session,
   ]);
   state.config = config;
   state.today = CHINA_DAY.format(new Date(clock.now));
@@ -1380,11 +1381,15 @@ async function start() {
   });
   if (state.category && !state.categoryIndex.has(state.category)) state.category = '';
   for (const feature of regions.features) state.regionIndex.set(feature.properties.code, feature);
-  state.leaderRegions = orderLeaderRegions(regions.features.filter((f) => LEADER_LEVELS.includes(f.properties.level)));
+  // A leader scoped to a street or community is offered the regions inside it only.
+  const scope = user?.scope ?? '';
+  state.leaderRegions = orderLeaderRegions(regions.features.filter((f) => LEADER_LEVELS.includes(f.properties.level)))
+    .filter((f) => f.properties.code.startsWith(scope));
   const streets = state.leaderRegions.filter((f) => f.properties.level === 'street');
   const fallback = (streets[0] ?? state.leaderRegions[0])?.properties.code;
   if (!fallback) throw new ApiError(tr('error_no_regions'));
-  const known = wanted && LEADER_LEVELS.includes(state.regionIndex.get(wanted)?.properties.level);
+  const exists = wanted && LEADER_LEVELS.includes(state.regionIndex.get(wanted)?.properties.level);
+  const known = exists && wanted.startsWith(scope);
   state.region = known ? wanted : fallback;
   if (state.preset) Object.assign(state, presetRange(state.preset));
 
@@ -1396,7 +1401,9 @@ async function start() {
   fitRegion({ animate: false });
   await mapIdle();
   if (wanted && !known) {
-    showNotice(tr('error_region_unknown', { code: wanted, name: regionName(state.region) }));
+    showNotice(exists
+      ? tr('error_region_outside', { asked: regionName(wanted), name: regionName(state.region) })
+      : tr('error_region_unknown', { code: wanted, name: regionName(state.region) }));
     $('error-banner').dataset.kind = 'notice';
   }
   state.ready = true;

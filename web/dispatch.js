@@ -26,6 +26,7 @@ import { applyStaticText, rememberLanguage } from './i18n.js';
 import { el, setChildren } from './dom.js';
 import { ApiError, jsonApi, query } from './api.js';
 import { basemapFont } from './basemap.js';
+import { session, inScope } from './session.js';
 
 // Relative to the page, so the console keeps working if the binary ever serves it under a prefix.
 const API = 'api/v1';
@@ -2039,7 +2040,9 @@ async function start() {
   for (const c of categories) state.categoryIndex.set(c.code, c);
   state.departments = departments;
   for (const d of departments) state.deptIndex.set(d.code, d);
-  state.streets = streets;
+  // A leader scoped to a street or community is offered only the streets of their region.
+  const user = await session;
+  state.streets = { ...streets, features: streets.features.filter((f) => inScope(user, f.properties.code)) };
   state.districts = districts;
   for (const f of [...districts.features, ...streets.features]) state.regionNames.set(f.properties.code, f.properties.name);
   renderFilters();

@@ -4,6 +4,7 @@
 use super::error::{ApiError, ApiResult};
 use super::extract::{comma_list, json_body, query};
 use super::AppState;
+use crate::access::Grant;
 use crate::domain::GridCode;
 use crate::storage::dispatch::{CaseFilter, NoticeRow};
 use crate::workflow::dispatch::{ActionInput, CaseDetail, CaseSummary};
@@ -13,7 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -63,6 +64,7 @@ pub(super) struct CasePage {
 )]
 pub(super) async fn list(
     State(s): State<AppState>,
+    Extension(grant): Extension<Grant>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<CasePage>> {
     let q: CaseQuery = query(raw)?;
@@ -98,12 +100,18 @@ pub(super) async fn list(
     if street.as_ref().is_some_and(|c| c.len() != 9) {
         return Err(ApiError::invalid("street", "a street code has 9 digits"));
     }
+    let region = code("region", &q.region)?;
+    // A street asked for outside the caller's region is refused like a region would be.
+    if let Some(st) = &street {
+        grant.narrow(Some(st))?;
+    }
     let filter = CaseFilter {
         states,
         street,
-        region: code("region", &q.region)?,
+        region: grant.narrow(region.as_deref())?,
         categories,
         overdue_only: q.overdue.unwrap_or(false),
+        department: grant.department().map(str::to_owned),
     };
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -150,9 +158,33 @@ pub(super) async fn list(
 )]
 pub(super) async fn get_one(
     State(s): State<AppState>,
+    Extension(grant): Extension<Grant>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CaseDetail>> {
-    Ok(Json(s.gw.case_detail(parse_id("case", &id)?).await?))
+    let id = parse_id("case", &id)?;
+    let mut detail = s.gw.case_detail(id).await?;
+    disclose(&s, &grant, &mut detail).await?;
+    Ok(Json(detail))
+}
+
+/// Shows the reporter's name and phone only to roles that read personal data, and writes
+/// down that they did; everyone else gets the case without them.
+async fn disclose(s: &AppState, grant: &Grant, detail: &mut CaseDetail) -> ApiResult<()> {
+    if detail.reporter.is_none() {
+        return Ok(());
+    }
+    if grant.sees_personal_data() {
+        s.gw.audit(
+            &grant.caller,
+            "personal_data.view",
+            &format!("case:{}", detail.summary.id),
+            serde_json::json!({"report_id": detail.summary.report_id}),
+        )
+        .await?;
+    } else {
+        detail.reporter = None;
+    }
+    Ok(())
 }
 
 #[utoipa::path(
@@ -173,12 +205,52 @@ pub(super) async fn get_one(
 )]
 pub(super) async fn act(
     State(s): State<AppState>,
+    Extension(grant): Extension<Grant>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<CaseDetail>> {
     let id = parse_id("case", &id)?;
-    let input: ActionInput = json_body(body)?;
-    Ok(Json(s.gw.act(id, &input).await?))
+    let mut input: ActionInput = json_body(body)?;
+    if let Ok(action) = serde_json::from_value::<crate::domain::case::Action>(
+        serde_json::Value::String(input.action.clone()),
+    ) {
+        if !grant.may_take(action) {
+            let role = grant
+                .caller
+                .principal()
+                .map(|p| p.role.as_str())
+                .unwrap_or("caller");
+            return Err(ApiError::Forbidden(format!(
+                "a {role} may not {action} a case"
+            )));
+        }
+    }
+    // A responder answers for their own department only.
+    if let Some(own) = grant.department() {
+        match input.department.as_deref() {
+            None => input.department = Some(own.to_owned()),
+            Some(d) if d == own => {}
+            Some(d) => {
+                return Err(ApiError::Forbidden(format!(
+                    "you answer for {own}, not for {d}"
+                )))
+            }
+        }
+    }
+    // The history names who acted: the logged-in user, not what the client claims.
+    if let Some(p) = grant.caller.principal() {
+        input.actor = Some(p.display_name.clone());
+    }
+    let mut detail = s.gw.act(id, &input).await?;
+    s.gw.audit(
+        &grant.caller,
+        "case.action",
+        &format!("case:{id}"),
+        serde_json::json!({"action": input.action, "state": detail.summary.state}),
+    )
+    .await?;
+    disclose(&s, &grant, &mut detail).await?;
+    Ok(Json(detail))
 }
 
 #[utoipa::path(
@@ -248,29 +320,50 @@ pub(super) async fn notices(
 )]
 pub(super) async fn stream(
     State(s): State<AppState>,
+    Extension(grant): Extension<Grant>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = s.gw.subscribe();
     let stop = s.gw.stopping();
-    let events = futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
-        use tokio::sync::broadcast::error::RecvError;
-        if *stop.borrow() {
-            return None;
-        }
-        let received = tokio::select! {
-            r = rx.recv() => r,
-            _ = stop.changed() => return None,
-        };
-        let event = match received {
-            Ok(change) => Event::default()
-                .event("case")
-                .json_data(&change)
-                .unwrap_or_else(|_| Event::default().event("lagged").data("{}")),
-            Err(RecvError::Lagged(n)) => Event::default()
-                .event("lagged")
-                .data(format!("{{\"missed\":{n}}}")),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(event), (rx, stop)))
-    });
+    let seen = (s.clone(), grant);
+    let events =
+        futures_util::stream::unfold((rx, stop, seen), |(mut rx, mut stop, seen)| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let received = loop {
+                if *stop.borrow() {
+                    return None;
+                }
+                let r = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.changed() => return None,
+                };
+                // Only changes of cases the caller can see.
+                if let Ok(change) = &r {
+                    if seen.1.scope != crate::access::Scope::All {
+                        let placement = seen.0.gw.db.case_placement(change.id).await.ok().flatten();
+                        let visible = placement.is_some_and(|(region, departments)| {
+                            seen.1.sees(&crate::access::Placement {
+                                region,
+                                departments,
+                            })
+                        });
+                        if !visible {
+                            continue;
+                        }
+                    }
+                }
+                break r;
+            };
+            let event = match received {
+                Ok(change) => Event::default()
+                    .event("case")
+                    .json_data(&change)
+                    .unwrap_or_else(|_| Event::default().event("lagged").data("{}")),
+                Err(RecvError::Lagged(n)) => Event::default()
+                    .event("lagged")
+                    .data(format!("{{\"missed\":{n}}}")),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok(event), (rx, stop, seen)))
+        });
     Sse::new(events).keep_alive(KeepAlive::default())
 }

@@ -217,9 +217,19 @@ fn attachment(content_type: &str, name: String, body: String) -> Response {
 )]
 pub(super) async fn dashboard(
     State(s): State<AppState>,
+    axum::Extension(grant): axum::Extension<crate::access::Grant>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q: DashboardQuery = query(raw)?;
+    let mut q: DashboardQuery = query(raw)?;
+    // A leader asking for more than their region gets their region; another region is refused.
+    if let Some(own) = grant.narrow(Some(&q.region))? {
+        if own != q.region && own.len() > 12 {
+            return Err(ApiError::Forbidden(format!(
+                "your region {own} is a grid: dashboards are for districts, streets and communities"
+            )));
+        }
+        q.region = own;
+    }
     let region = region_link(&s.gw, &q.region)?;
     let level = s.gw.index().get(&q.region).map(|r| r.level);
     let level = match level {

@@ -24,6 +24,12 @@ pub enum ApiError {
     /// 422: an import was refused, with every problem found
     Problems(Vec<Problem>),
     NotFound(String),
+    /// 401: log in or send a token
+    Unauthenticated(String),
+    /// 403: the caller may not do this
+    Forbidden(String),
+    /// 429: too many requests from this client; retry after this many seconds
+    TooManyRequests(String, u64),
     /// 409: the action is not allowed in the case's state; the allowed ones are listed
     Illegal(crate::domain::case::IllegalTransition),
     /// 409: conflicts with what exists
@@ -141,8 +147,14 @@ pub enum ErrorCode {
     Invalid,
     /// 422: an import or redraw refused, with every problem
     Rejected,
-    /// 404
+    /// 404 (also a case, report or photo outside the caller's region)
     NotFound,
+    /// 401: no session or token, or an unknown one
+    Unauthenticated,
+    /// 403: the caller's role or region does not allow it
+    Forbidden,
+    /// 429, with Retry-After
+    TooManyRequests,
     /// 409: the action is not allowed in the case's state
     IllegalTransition,
     /// 409: conflicts with what exists
@@ -174,7 +186,26 @@ impl ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use ErrorCode as C;
+        let mut retry_seconds: Option<String> = None;
         let (status, detail, retry_after) = match self {
+            ApiError::Unauthenticated(message) => (
+                StatusCode::UNAUTHORIZED,
+                ErrorDetail::new(C::Unauthenticated, message),
+                None,
+            ),
+            ApiError::Forbidden(message) => (
+                StatusCode::FORBIDDEN,
+                ErrorDetail::new(C::Forbidden, message),
+                None,
+            ),
+            ApiError::TooManyRequests(message, seconds) => {
+                retry_seconds = Some(seconds.max(1).to_string());
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorDetail::new(C::TooManyRequests, message),
+                    None,
+                )
+            }
             ApiError::BadRequest { message, field } => (
                 StatusCode::BAD_REQUEST,
                 ErrorDetail {
@@ -272,6 +303,15 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = retry_after {
             resp.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static(seconds));
+        }
+        if let Some(v) = retry_seconds.and_then(|s| axum::http::HeaderValue::from_str(&s).ok()) {
+            resp.headers_mut().insert("retry-after", v);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer realm=\"gridwatch\""),
+            );
         }
         resp
     }

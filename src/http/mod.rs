@@ -1,6 +1,7 @@
 //! HTTP: the only layer that knows axum and wire formats. `app(state)` builds the router, so
 //! tests can call it in-process and `serve` can bind it to a port.
 
+pub mod auth;
 mod cases;
 mod dashboard;
 mod dispatch;
@@ -45,12 +46,26 @@ pub struct HttpConfig {
     pub web_dir: PathBuf,
     /// optional MapLibre style URL for a basemap under our layers
     pub basemap_style_url: Option<String>,
+    /// mark the session cookie `Secure` (also done when `X-Forwarded-Proto: https`)
+    pub secure_cookies: bool,
 }
 
 #[derive(Clone)]
 pub struct AppState {
     pub gw: Gridwatch,
     pub config: Arc<HttpConfig>,
+    /// login and public-submission throttles
+    pub limits: Arc<auth::Limits>,
+}
+
+impl AppState {
+    pub fn new(gw: Gridwatch, config: HttpConfig) -> Self {
+        AppState {
+            gw,
+            config: Arc::new(config),
+            limits: Arc::default(),
+        }
+    }
 }
 
 /// The whole application router.
@@ -58,6 +73,17 @@ pub fn app(state: AppState) -> Router {
     let web_dir = state.config.web_dir.clone();
     let api = Router::new()
         .route("/config", get(config))
+        .route(
+            "/session",
+            get(auth::whoami).post(auth::log_in).delete(auth::log_out),
+        )
+        .route(
+            "/session/password",
+            axum::routing::put(auth::change_password),
+        )
+        .route("/users", get(auth::users).post(auth::add_user))
+        .route("/users/{username}/disable", post(auth::disable_user))
+        .route("/audit", get(auth::audit))
         .route("/categories", get(reports::categories))
         .route("/regions", get(regions::list))
         .route(
@@ -143,6 +169,10 @@ pub fn app(state: AppState) -> Router {
         .route("/sketches/{id}/overlay.png", get(sketches::overlay))
         .route("/sketches/{id}/vectorise", post(sketches::vectorise))
         .route("/sketches/{id}/review", post(sketches::review))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .fallback(api_not_found);
     let metrics = Arc::new(ops::HttpMetrics::default());
     let scraped = metrics.clone();

@@ -177,6 +177,7 @@ pub(super) async fn handle(
     headers: HeaderMap,
     Path(path): Path<String>,
     RawQuery(raw): RawQuery,
+    extensions: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let (segments, format) = match parse_path(&path) {
@@ -184,13 +185,18 @@ pub(super) async fn handle(
         Err(e) => return error(Format::Json, e),
     };
     let query = pairs(raw.as_deref().unwrap_or_default().as_bytes());
-    let result = route(&s, &method, &headers, &segments, format, &query, body).await;
+    let client = super::auth::client_of(&extensions);
+    let result = route(
+        &s, &method, &headers, &segments, format, &query, &client, body,
+    )
+    .await;
     match result {
         Ok(r) => r,
         Err(e) => error(format, e),
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the parts of one request, each used by some routes
 async fn route(
     s: &AppState,
     method: &Method,
@@ -198,6 +204,7 @@ async fn route(
     segments: &[String],
     format: Format,
     query: &[(String, String)],
+    client: &str,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Open311Error> {
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -295,6 +302,17 @@ async fn route(
                         let code = code.trim_end_matches("][");
                         input.attributes.entry(code.to_owned()).or_default().push(v);
                     }
+                }
+            }
+            // The demo's key is public, so its requests count like anonymous reports.
+            if input.api_key.as_deref() == Some(crate::workflow::open311::DEMO_API_KEY) {
+                if let Err(ApiError::TooManyRequests(description, _)) =
+                    s.limits.public_submission(client)
+                {
+                    return Err(Open311Error {
+                        code: 429,
+                        description,
+                    });
                 }
             }
             let created = s.gw.open311_submit(input).await?;

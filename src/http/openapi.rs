@@ -70,7 +70,15 @@ use utoipa::OpenApi;
         super::sketches::put_gcps,
         super::sketches::overlay,
         super::sketches::vectorise,
-        super::sketches::review
+        super::sketches::review,
+        super::auth::whoami,
+        super::auth::log_in,
+        super::auth::log_out,
+        super::auth::change_password,
+        super::auth::users,
+        super::auth::add_user,
+        super::auth::disable_user,
+        super::auth::audit
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&CommonErrors),
@@ -83,6 +91,7 @@ use utoipa::OpenApi;
         (name = "dispatch", description = "routing, escalation, figures, packages"),
         (name = "cases", description = "the dispatcher's case queue and the whistle loop"),
         (name = "sketches", description = "hand-drawn grid maps (手绘网格图) to polygons"),
+        (name = "access", description = "sessions, users and the audit log; every operation needs a session cookie (`gw_session`, from POST /session) or `Authorization: Bearer <token>` unless it answers without 401"),
     )
 )]
 pub struct ApiDoc;
@@ -116,16 +125,36 @@ impl utoipa::Modify for CommonErrors {
                 "the database (or the photo folder) is unavailable; see Retry-After",
             ),
         ];
-        for item in doc.paths.paths.values_mut() {
+        use crate::access::Capability;
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let route = path.trim_start_matches("/api/v1");
             let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                ("GET", &mut item.get),
+                ("PUT", &mut item.put),
+                ("POST", &mut item.post),
+                ("DELETE", &mut item.delete),
+                ("PATCH", &mut item.patch),
             ];
-            for op in ops.into_iter().flatten() {
-                for (status, description) in common {
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                let mut errors = common.to_vec();
+                match crate::access::rule(method, route).map(|r| r.capability) {
+                    Some(Capability::Public) => {
+                        errors.push(("401", "the API token sent is unknown or revoked"))
+                    }
+                    Some(Capability::FileReport) => {
+                        errors.push(("401", "the API token sent is unknown or revoked"));
+                        errors.push((
+                            "429",
+                            "too many submissions from this client without logging in; see Retry-After",
+                        ));
+                    }
+                    _ => {
+                        errors.push(("401", "no session or token, or an unknown or revoked one"));
+                        errors.push(("403", "the caller's role or region does not allow it"));
+                    }
+                }
+                for (status, description) in errors {
                     op.responses
                         .responses
                         .entry(status.to_owned())
@@ -181,6 +210,24 @@ mod tests {
             "routes without docs: {undocumented:?}"
         );
         assert!(unrouted.is_empty(), "docs without routes: {unrouted:?}");
+    }
+
+    #[test]
+    fn every_operation_has_an_access_rule() {
+        let doc = serde_json::to_value(document()).expect("serialises");
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                let m = method.to_uppercase();
+                if crate::access::rule(&m, path.trim_start_matches("/api/v1")).is_none() {
+                    missing.push(format!("{m} {path}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "operations without an access rule: {missing:?}"
+        );
     }
 
     #[test]

@@ -278,10 +278,12 @@ pub(super) struct ReportPage {
 )]
 pub(super) async fn list(
     State(s): State<AppState>,
+    axum::Extension(grant): axum::Extension<crate::access::Grant>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ReportPage>> {
     let q: FilterQuery = query(raw)?;
-    let filter = q.to_filter()?;
+    let mut filter = q.to_filter()?;
+    filter.region = grant.narrow(filter.region.as_deref())?;
     check_categories(&s, &filter)?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -366,6 +368,22 @@ pub(super) struct Trend {
     region: Option<crate::workflow::intake::Link>,
     interval: String,
     buckets: Vec<crate::storage::reports::TrendBucket>,
+    /// Without logging in: every count below this many is given as 0, so a bucket never tells
+    /// of one or two reports (or closures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressed_below: Option<i64>,
+}
+
+/// The public form of a trend: counts below `min` become 0.
+fn suppress_small(buckets: &mut [crate::storage::reports::TrendBucket], min: i64) {
+    for b in buckets {
+        if b.reports < min {
+            b.reports = 0;
+        }
+        if b.closed < min {
+            b.closed = 0;
+        }
+    }
 }
 
 #[utoipa::path(
@@ -383,6 +401,7 @@ pub(super) struct Trend {
 )]
 pub(super) async fn trend(
     State(s): State<AppState>,
+    axum::Extension(grant): axum::Extension<crate::access::Grant>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Trend>> {
     use crate::storage::reports::Interval;
@@ -422,11 +441,16 @@ pub(super) async fn trend(
             ));
         }
     }
-    let buckets = s.gw.db.trend(&filter, interval).await?;
+    let mut buckets = s.gw.db.trend(&filter, interval).await?;
+    let suppressed_below = grant.is_public().then_some(crate::tiles::PUBLIC_MIN_COUNT);
+    if let Some(min) = suppressed_below {
+        suppress_small(&mut buckets, min);
+    }
     Ok(Json(Trend {
         region,
         interval: interval.as_str().to_owned(),
         buckets,
+        suppressed_below,
     }))
 }
 
@@ -438,6 +462,32 @@ fn round6(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_trends_hide_counts_below_the_minimum() {
+        use crate::storage::reports::TrendBucket;
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let mut buckets = vec![
+            TrendBucket {
+                start: day(1),
+                reports: 2,
+                closed: 1,
+            },
+            TrendBucket {
+                start: day(2),
+                reports: 3,
+                closed: 2,
+            },
+            TrendBucket {
+                start: day(3),
+                reports: 40,
+                closed: 3,
+            },
+        ];
+        suppress_small(&mut buckets, 3);
+        let counts: Vec<(i64, i64)> = buckets.iter().map(|b| (b.reports, b.closed)).collect();
+        assert_eq!(counts, [(0, 0), (3, 0), (40, 3)]);
+    }
 
     #[test]
     fn dates_are_china_days() {

@@ -126,7 +126,13 @@ pub(super) async fn tile(
     Path((layer, z, x, y)): Path<(String, String, String, String)>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
 ) -> ApiResult<Response> {
+    // Staff see the map at full resolution; everyone else the public view.
+    let public = super::auth::caller(&s, &headers, &extensions)
+        .await?
+        .principal()
+        .is_none_or(|p| p.must_change_password);
     let layer = layer_of(&layer)?;
     let Some(y) = y.strip_suffix(".mvt") else {
         return Err(ApiError::NotFound(format!(
@@ -137,12 +143,15 @@ pub(super) async fn tile(
     let id = TileId::new(number("z", &z)?, number("x", &x)?, number("y", y)?)
         .map_err(|e| ApiError::NotFound(e.to_string()))?;
     let filter = filter_of(&s, raw)?;
-    let built = s.gw.tile(layer, id, &filter).await?;
+    let built = s.gw.tile(layer, id, &filter, public).await?;
     let cache_headers = [
         (header::ETAG, built.etag.clone()),
         // Revalidate every time: the server knows when a tile changes, the browser does not.
         (header::CACHE_CONTROL, "no-cache".to_owned()),
-        (header::VARY, "Accept-Encoding".to_owned()),
+        (
+            header::VARY,
+            "Accept-Encoding, Cookie, Authorization".to_owned(),
+        ),
         (
             header::HeaderName::from_static("x-tile-cache"),
             if built.from_cache { "hit" } else { "miss" }.to_owned(),

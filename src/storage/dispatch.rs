@@ -195,13 +195,18 @@ pub struct CaseFilter {
     pub region: Option<String>,
     pub categories: Vec<String>,
     pub overdue_only: bool,
+    /// a department code: only cases it leads, assists or was whistled on (a responder's view)
+    pub department: Option<String>,
 }
 
-/// `$1` now, `$2` states, `$3` street, `$4` region, `$5` categories, `$6` overdue only.
+/// `$1` now, `$2` states, `$3` street, `$4` region, `$5` categories, `$6` overdue only,
+/// `$7` department.
 const CASE_FILTER: &str = "(cardinality($2::text[]) = 0 or c.state = any($2))
     and ($3::text is null or c.street_code = $3)
     and ($4::text is null or coalesce(c.micro_grid_code, c.grid_code, c.community_code, c.street_code, c.district_code) like $4 || '%')
-    and (cardinality($5::text[]) = 0 or c.category = any($5))";
+    and (cardinality($5::text[]) = 0 or c.category = any($5))
+    and ($7::text is null or c.lead_department = $7 or $7 = any(c.co_departments)
+         or exists (select 1 from case_whistle w7 where w7.case_id = c.id and w7.department = $7))";
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct WhistleRow {
@@ -602,9 +607,9 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<CaseRow>> {
         let sql = format!(
-            "select * from ({CASE_SELECT} where {CASE_FILTER} and ($7::int8 is null or c.id < $7)
+            "select * from ({CASE_SELECT} where {CASE_FILTER} and ($8::int8 is null or c.id < $8)
               order by c.id desc) q
-              where not $6 or q.overdue limit $8"
+              where not $6 or q.overdue limit $9"
         );
         sqlx::query_as(&sql)
             .bind(now)
@@ -613,6 +618,7 @@ impl Db {
             .bind(&f.region)
             .bind(&f.categories)
             .bind(f.overdue_only)
+            .bind(&f.department)
             .bind(before_id)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -652,6 +658,7 @@ impl Db {
             .bind(&unstated.region)
             .bind(&unstated.categories)
             .bind(false)
+            .bind(&unstated.department)
             .fetch_all(&self.pool)
             .await
             .map_err(db("counting cases"))?;
@@ -669,6 +676,7 @@ impl Db {
             .bind(&unstated.region)
             .bind(&unstated.categories)
             .bind(false)
+            .bind(&unstated.department)
             .fetch_one(&self.pool)
             .await
             .map_err(db("counting overdue cases"))?;

@@ -1,6 +1,7 @@
 //! Storage: the only layer that speaks SQL. PostgreSQL + PostGIS is the store of record;
 //! geometry crosses the boundary as WKB, never as concatenated text.
 
+pub mod accounts;
 pub mod bulk;
 pub mod cluster;
 pub mod dashboard;

@@ -3,7 +3,10 @@
 
 use super::dispatch::SATISFIED_AT_LEAST;
 use super::{db, Db, Result, StorageError};
-use crate::tiles::{TileFilter, TileId, BUFFER, CELLS_PER_SIDE, EXTENT, MAX_RAW_FEATURES};
+use crate::tiles::{
+    TileFilter, TileId, BUFFER, CELLS_PER_SIDE, EXTENT, MAX_RAW_FEATURES, PUBLIC_CELL_M,
+    PUBLIC_MIN_COUNT,
+};
 use chrono::{DateTime, Utc};
 
 /// The filter on reports `rp`: `$4` categories, `$5` from, `$6` to, `$7` sources, `$8` case states
@@ -50,6 +53,8 @@ fn envelope() -> String {
 pub struct IncidentQueries {
     pub count: String,
     pub cells: String,
+    /// cells of the public view: small counts left out
+    pub public_cells: String,
     pub raw: String,
 }
 
@@ -85,6 +90,22 @@ fn build_incident_queries() -> IncidentQueries {
                         n::int4 as count
                    from cells, box) t where geom is not null), ''::bytea)"
         ),
+        public_cells: format!(
+            "with {env},
+             cells as (
+                 select floor(6378137 * radians(st_x(rp.geom)) / $9) as cx,
+                        floor(6378137 * ln(tan(pi() / 4 + radians(st_y(rp.geom)) / 2)) / $9) as cy,
+                        count(*) as n
+                   from report rp, box
+                  where rp.geom && box.b and {REPORT_FILTER}
+                  group by 1, 2
+                 having count(*) >= {PUBLIC_MIN_COUNT})
+             select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
+                 select st_asmvtgeom(st_setsrid(st_makepoint((cx + 0.5) * $9, (cy + 0.5) * $9), 3857),
+                                     box.e, {EXTENT}, {BUFFER}, true) as geom,
+                        n::int4 as count
+                   from cells, box) t where geom is not null), ''::bytea)"
+        ),
         raw: format!(
             "with {env}
              select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
@@ -103,8 +124,27 @@ impl Db {
     /// The incidents of a tile: cells of `cell_m` metres with their `count` below the raw zoom;
     /// at and above it raw points, or fine cells when there would be more than
     /// [`MAX_RAW_FEATURES`] (see [`incident_queries`]).
-    pub async fn incidents_tile(&self, tile: TileId, filter: &TileFilter) -> Result<Vec<u8>> {
+    ///
+    /// `public`: the view without logging in: cells of at least [`PUBLIC_CELL_M`] at every zoom
+    /// (never a raw point) and no cell with fewer than [`PUBLIC_MIN_COUNT`] reports.
+    pub async fn incidents_tile(
+        &self,
+        tile: TileId,
+        filter: &TileFilter,
+        public: bool,
+    ) -> Result<Vec<u8>> {
         let queries = incident_queries();
+        if public {
+            let cell = tile
+                .cell_m()
+                .unwrap_or(tile.width_m() / (2 * CELLS_PER_SIDE) as f64)
+                .max(PUBLIC_CELL_M);
+            return bind_tile(sqlx::query_scalar(&queries.public_cells), tile, filter)
+                .bind(cell)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("building a public incidents tile"));
+        }
         let cell = match tile.cell_m() {
             Some(c) => c,
             None => {
@@ -132,11 +172,15 @@ impl Db {
     /// the filter: `reports`, `density_km2`, `area_km2`, `cases`, `closure_rate` (closed of the
     /// cases not rejected), `overdue` (open past a deadline or with an unanswered card) and
     /// `satisfaction_rate` (rated 4 or 5 of those rated), as in the dispatch figures.
+    ///
+    /// `public`: figures of a grid with fewer than [`PUBLIC_MIN_COUNT`] reports (or cases) are
+    /// left out, so a single resident's report cannot be read off the map.
     pub async fn grids_tile(
         &self,
         tile: TileId,
         filter: &TileFilter,
         now: DateTime<Utc>,
+        public: bool,
     ) -> Result<Vec<u8>> {
         let sql = format!(
             "with {env},
@@ -150,21 +194,26 @@ impl Db {
              select coalesce((select st_asmvt(t, 'grids', {EXTENT}, 'geom') from (
                  select st_asmvtgeom(st_transform(g.geom, 3857), box.e, {EXTENT}, {BUFFER}, true) as geom,
                         g.code, g.name, g.level,
-                        coalesce(rep.reports, 0)::int4 as reports,
-                        (coalesce(rep.reports, 0) / nullif(g.area_km2, 0))::float8 as density_km2,
+                        case when shown.reports then coalesce(rep.reports, 0)::int4 end as reports,
+                        case when shown.reports then (coalesce(rep.reports, 0) / nullif(g.area_km2, 0))::float8 end as density_km2,
                         g.area_km2::float8 as area_km2,
-                        coalesce(cs.cases, 0)::int4 as cases,
-                        (cs.closed::float8 / nullif(cs.accountable, 0)) as closure_rate,
-                        coalesce(cs.overdue, 0)::int4 as overdue,
-                        (cs.satisfied::float8 / nullif(cs.rated, 0)) as satisfaction_rate
+                        case when shown.cases then coalesce(cs.cases, 0)::int4 end as cases,
+                        case when shown.cases then (cs.closed::float8 / nullif(cs.accountable, 0)) end as closure_rate,
+                        case when shown.cases then coalesce(cs.overdue, 0)::int4 end as overdue,
+                        case when shown.cases then (cs.satisfied::float8 / nullif(cs.rated, 0)) end as satisfaction_rate
                    from g cross join box
                    left join rep on rep.code = g.code
-                   left join cs on cs.code = g.code) t where geom is not null), ''::bytea)",
+                   left join cs on cs.code = g.code
+                   cross join lateral (select
+                       not $10 or coalesce(rep.reports, 0) >= {PUBLIC_MIN_COUNT} or coalesce(rep.reports, 0) = 0 as reports,
+                       not $10 or coalesce(cs.cases, 0) >= {PUBLIC_MIN_COUNT} or coalesce(cs.cases, 0) = 0 as cases) shown
+                   ) t where geom is not null), ''::bytea)",
             env = envelope(),
             figures = grid_figure_ctes()
         );
         bind_tile(sqlx::query_scalar(&sql), tile, filter)
             .bind(now)
+            .bind(public)
             .fetch_one(&self.pool)
             .await
             .map_err(db("building a grids tile"))

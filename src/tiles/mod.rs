@@ -16,6 +16,11 @@ pub const RAW_FROM_ZOOM: u8 = 15;
 pub const CELLS_PER_SIDE: u32 = 128;
 /// A raw tile with more incidents than this is sent as fine cells instead (256² at most).
 pub const MAX_RAW_FEATURES: usize = 50_000;
+/// The public (not logged-in) map: no cell or grid figure from fewer reports than this.
+pub const PUBLIC_MIN_COUNT: i64 = 3;
+/// The public map's smallest cell, in Web Mercator metres (about 150 m on the ground in Wuhai):
+/// locations are never shown finer than that.
+pub const PUBLIC_CELL_M: f64 = 200.0;
 /// MVT extent (coordinate units per tile side) and the buffer around a tile, in those units.
 pub const EXTENT: u32 = 4096;
 pub const BUFFER: u32 = 64;

@@ -1,6 +1,7 @@
 //! Use cases: importing regions, locating points and filing reports. Owns the live region
 //! index and swaps it whole when the regions change, so a reader never sees half an update.
 
+pub mod accounts;
 pub mod clock;
 pub mod courier;
 pub mod dispatch;

@@ -37,11 +37,22 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 
 impl Gridwatch {
     /// One tile of `layer` under `filter` (normalised by the caller).
-    pub async fn tile(&self, layer: Layer, tile: TileId, filter: &TileFilter) -> Result<Tile> {
+    /// `public`: the view for callers who are not logged in (see [`crate::tiles::PUBLIC_MIN_COUNT`]).
+    pub async fn tile(
+        &self,
+        layer: Layer,
+        tile: TileId,
+        filter: &TileFilter,
+        public: bool,
+    ) -> Result<Tile> {
         let key = TileKey {
             layer,
             tile,
-            filter: filter.query(),
+            filter: if public {
+                format!("public;{}", filter.query())
+            } else {
+                filter.query()
+            },
         };
         if let Some(hit) = self.tiles.get(&key) {
             let fresh = layer != Layer::Grids || hit.built.elapsed() < GRID_TILE_TTL;
@@ -55,8 +66,12 @@ impl Gridwatch {
         }
         let generation = self.tiles.generation();
         let mvt = match layer {
-            Layer::Incidents => self.db.incidents_tile(tile, filter).await?,
-            Layer::Grids => self.db.grids_tile(tile, filter, self.clock.now()).await?,
+            Layer::Incidents => self.db.incidents_tile(tile, filter, public).await?,
+            Layer::Grids => {
+                self.db
+                    .grids_tile(tile, filter, self.clock.now(), public)
+                    .await?
+            }
         };
         let (gzip, etag) = tokio::task::spawn_blocking(move || {
             let digest = Sha256::digest(&mvt);

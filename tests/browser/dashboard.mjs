@@ -14,7 +14,7 @@
 // page error, console error, or request to a host other than <base_url> fails the run too: the page
 // must work without internet. Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
 import { readFile } from 'node:fs/promises';
-import { createChecks, launchChromium, parseArgs } from './harness.mjs';
+import { createChecks, launchChromium, logIn, parseArgs } from './harness.mjs';
 
 const STEP_TIMEOUT_MS = 20_000;
 const PHONE = { width: 390, height: 844 };
@@ -169,7 +169,7 @@ async function download(page, selector) {
 }
 
 async function main() {
-  const browser = await launchChromium();
+  const browser = await launchChromium(await logIn(baseUrl));
   try {
     const context = await browser.newContext({
       viewport: { width: 1280, height: 800 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', acceptDownloads: true,

@@ -13,7 +13,7 @@
 // Prints one line per check and stops at the first failure with a non-zero exit code. Any uncaught
 // page error, console error, or request to a host other than <base_url> fails the run too: the page
 // must work without internet. Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
-import { createChecks, launchChromium, parseArgs } from './harness.mjs';
+import { createChecks, launchChromium, logIn, parseArgs } from './harness.mjs';
 
 const STEP_TIMEOUT_MS = 20_000;
 // Shorter than the console's 15 s poll: what shows up within it came by the event stream.
@@ -70,7 +70,7 @@ function inOrder(haystack, needles) {
 }
 
 async function main() {
-  const browser = await launchChromium();
+  const browser = await launchChromium(await logIn(baseUrl));
   try {
     const context = await browser.newContext({
       viewport: { width: 1366, height: 860 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', acceptDownloads: true,

@@ -16,7 +16,7 @@
 // `serve --demo`.
 // Any page error, console error or request to another host fails the run.
 // Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
-import { createChecks, launchChromium, parseArgs } from './harness.mjs';
+import { createChecks, launchChromium, logIn, parseArgs } from './harness.mjs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -100,7 +100,7 @@ const fitState = (page) => page.evaluate(() => {
 
 async function main() {
   const gcps = JSON.parse(await readFile(GCPS, 'utf8'));
-  const browser = await launchChromium();
+  const browser = await launchChromium(await logIn(baseUrl));
   try {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' });
     const page = await context.newPage();

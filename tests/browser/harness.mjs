@@ -22,13 +22,55 @@ export async function parseArgs(script) {
   return { baseUrl, origin: new URL(baseUrl).origin, shot: (name) => path.join(shotDir, name) };
 }
 
-/** Debian's Chromium, headless, with nothing that reaches for the network by itself. */
-export function launchChromium() {
-  return chromium.launch({
+/** The password of the demo users (README lists them). */
+export const DEMO_PASSWORD = 'gridwatch-demo';
+
+/**
+ * Logs in as a demo user through the API and returns the session. From then on this script's own
+ * `fetch` calls to the service (the checks' oracles) carry the session cookie; pass the session
+ * to `launchChromium` for pages that need a logged-in user.
+ */
+export async function logIn(baseUrl, username = 'admin') {
+  const response = await fetch(`${baseUrl}/api/v1/session`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify({ username, password: DEMO_PASSWORD }),
+  });
+  if (!response.ok) throw new Error(`logging in as ${username}: HTTP ${response.status} ${await response.text()}`);
+  const cookie = (response.headers.get('set-cookie') ?? '').split(';')[0];
+  const [name, value] = cookie.split('=');
+  if (name !== 'gw_session' || !value) throw new Error(`logging in as ${username}: no session cookie`);
+  const plainFetch = globalThis.fetch;
+  globalThis.fetch = (input, init = {}) => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (!url.startsWith(baseUrl)) return plainFetch(input, init);
+    const headers = new Headers(init.headers ?? {});
+    headers.set('Cookie', cookie);
+    return plainFetch(input, { ...init, headers });
+  };
+  return { username, cookie: { name, value, url: baseUrl } };
+}
+
+/**
+ * Debian's Chromium, headless, with nothing that reaches for the network by itself. With a
+ * session from `logIn`, every browser context starts logged in as that user.
+ */
+export async function launchChromium(session = null) {
+  const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
       '--no-first-run', '--disable-component-update', '--disable-sync'],
   });
+  if (session) {
+    const newContext = browser.newContext.bind(browser);
+    browser.newContext = async (options) => {
+      const context = await newContext(options);
+      await context.addCookies([session.cookie]);
+      return context;
+    };
+    browser.newPage = async (options) => (await browser.newContext(options)).newPage();
+  }
+  return browser;
 }
 
 /** The reporting of one script's checks. */

@@ -12,7 +12,7 @@
 // /tiles/grids); counts are checked against /api/v1/reports/trend, which the page also uses. The hot
 // spots are checked against /api/v1/hotspots (the grids drawn hot and cold, by feature-state, are
 // the answer's) and the rising list against /api/v1/emerging (the same request, fetched again).
-import { createChecks, launchChromium, parseArgs } from './harness.mjs';
+import { createChecks, launchChromium, logIn, parseArgs } from './harness.mjs';
 
 const STEP_TIMEOUT_MS = 20_000;
 const URBAN_CORE = { center: [106.84, 39.672], zoom: 14 }; // Haibowan city centre
@@ -834,7 +834,7 @@ async function englishHotspotChecks(page) {
 }
 
 async function main() {
-  const browser = await launchChromium();
+  const browser = await launchChromium(await logIn(baseUrl));
   try {
     // Chinese locale and time zone of the users; the page must not depend on them, but this is what they see.
     const context = await browser.newContext({

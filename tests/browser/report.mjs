@@ -24,7 +24,7 @@
 // must work without internet. Chromium logs every failed request as a console error ("Failed to load
 // resource"), so while a check provokes failures on purpose (offline, a lost answer, a 415) those
 // lines alone are expected. Ends with a "N passed, N failed" line. Needs `npm install` in tests/.
-import { createChecks, launchChromium, parseArgs } from './harness.mjs';
+import { createChecks, launchChromium, logIn, parseArgs } from './harness.mjs';
 
 const STEP_TIMEOUT_MS = 20_000;
 const QUEUE_TIMEOUT_MS = 40_000; // backoff starts at 2 s; a drain after 'online' takes a few
@@ -338,6 +338,8 @@ async function main() {
   const pick = (code, i) => (codes.includes(code) ? code : codes[i % codes.length]);
   const run = Date.now().toString(36);
 
+  // The page is public: the browser stays anonymous; the checks' own reads log in as the admin.
+  await logIn(baseUrl);
   const browser = await launchChromium();
   try {
     const context = await browser.newContext({

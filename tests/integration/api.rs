@@ -483,6 +483,10 @@ async fn file_once(app: &TestApp, key: &str, body: &Value) -> (StatusCode, bool,
         .uri("/api/v1/reports")
         .header("content-type", "application/json")
         .header("idempotency-key", key)
+        .header(
+            "authorization",
+            format!("Bearer {}", app.token.as_deref().unwrap_or_default()),
+        )
         .body(axum::body::Body::from(serde_json::to_vec(body).unwrap()))
         .unwrap();
     let resp = app.router.clone().oneshot(req).await.unwrap();

@@ -13,18 +13,26 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         schemathesis.exists(),
         "tests/.venv is missing schemathesis: run scripts/setup --with-browser"
     );
-    let (_db, options) = fresh_db().await;
+    let (db, options) = fresh_db().await;
     let url = url_of(&options);
     let server = Child::serve(
         &["--listen", "127.0.0.1:0", "--demo"],
         &[("DATABASE_URL", &url), ("RUST_LOG", "error")],
     );
     let base = server.base.clone();
+    // As the demo admin, so every operation is reached and not only refused with 401.
+    let token = gridwatch::workflow::Gridwatch::open(db, 50.0)
+        .await
+        .unwrap()
+        .add_user_token("admin", "schemathesis")
+        .await
+        .unwrap();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis)
             .current_dir(tmp_dir())
             .args(["--no-color", "run", &format!("{base}/api/openapi.json")])
             .args(["--url", &base])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
             .args([
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",

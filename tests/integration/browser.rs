@@ -6,7 +6,8 @@
 //! controllable clock; tests/browser/report.mjs files reports from the snap-and-report page on a
 //! phone-sized screen, online and offline; tests/browser/dashboard.mjs checks a street leader's
 //! dashboard against the API; tests/browser/api-docs.mjs browses the OpenAPI document
-//! in Swagger UI and tries one call. Screenshots go to target/screenshots.
+//! in Swagger UI and tries one call; tests/browser/access.mjs logs in as a street leader and sees
+//! only their street. Screenshots go to target/screenshots.
 
 use crate::support::{fresh_db, repo_dir, url_of, Child};
 use std::process::Command;
@@ -92,4 +93,11 @@ async fn dashboard_page_shows_one_streets_figures() {
 #[tokio::test]
 async fn api_docs_page_browses_the_openapi_document() {
     run_script("browser/api-docs.mjs", &[]).await;
+}
+
+/// Log-in and region scope: the street leader of 新华街道 logs in on the page and sees only their
+/// street in the console and on the dashboard; another street's case is 404; logging out.
+#[tokio::test]
+async fn street_leader_logs_in_and_sees_only_their_street() {
+    run_script("browser/access.mjs", &[]).await;
 }

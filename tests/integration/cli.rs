@@ -31,6 +31,7 @@ async fn embedded_cluster_lifecycle() {
     // First start creates the cluster; data written survives a restart.
     let first = Child::serve(&args, &[]);
     assert_eq!(health(&first.base).await, 200);
+    let admin = first.first_admin_client().await;
     let client = reqwest::Client::new();
     let resp = client
         .post(format!("{}/api/v1/reports", first.base))
@@ -57,7 +58,9 @@ async fn embedded_cluster_lifecycle() {
     );
     let third = Child::serve(&args, &[]);
     assert_eq!(health(&third.base).await, 200);
-    let page: serde_json::Value = reqwest::get(format!("{}/api/v1/reports", third.base))
+    let page: serde_json::Value = admin
+        .get(format!("{}/api/v1/reports", third.base))
+        .send()
         .await
         .unwrap()
         .json()
@@ -165,22 +168,29 @@ async fn dispatch_benchmark_prints_figures_and_fires_each_deadline_once() {
     }
 }
 
-/// `gridwatch apikey create` prints a new key once and stores only its hash, which then opens
-/// Open311 filing.
-#[tokio::test]
-async fn apikey_create_prints_a_key_and_stores_its_hash() {
-    let (db, options) = fresh_db().await;
-    let url = url_of(&options);
-    let out = tokio::task::spawn_blocking(move || {
+/// Runs `gridwatch ARGS` against the database at `url`.
+async fn gridwatch_cli(args: &[&str], url: &str) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_gridwatch"))
-            .args(["apikey", "create", "12345 hotline"])
+            .args(&args)
             .env("DATABASE_URL", url)
             .env("RUST_LOG", "warn")
             .output()
             .unwrap()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// `gridwatch apikey create` prints a new key once and stores only its hash, which then opens
+/// Open311 filing; `apikey list` shows it (not the key) and `apikey revoke` shuts it at once.
+#[tokio::test]
+async fn apikey_create_prints_a_key_and_stores_its_hash() {
+    let (db, options) = fresh_db().await;
+    let url = url_of(&options);
+    let out = gridwatch_cli(&["apikey", "create", "12345 hotline"], &url).await;
     assert!(
         out.status.success(),
         "{}",
@@ -199,4 +209,55 @@ async fn apikey_create_prints_a_key_and_stores_its_hash() {
     assert_eq!(stored[0].0, "12345 hotline");
     assert_eq!(stored[0].1, gridwatch::workflow::open311::sha256_hex(&key));
     assert!(!stored[0].1.contains(&key));
+
+    let listed = gridwatch_cli(&["apikey", "list"], &url).await;
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("12345 hotline") && !listed.contains(&key),
+        "{listed}"
+    );
+
+    // The key files through Open311 until it is revoked, then it is refused.
+    let server = Child::serve(&["--listen", "127.0.0.1:0"], &[("DATABASE_URL", &url)]);
+    let file = |key: String| {
+        let base = server.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/open311/v2/requests.json"))
+                .form(&[
+                    ("api_key", key.as_str()),
+                    ("service_code", "road_hazard"),
+                    ("lat", "39.66"),
+                    ("long", "106.82"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_ne!(file(key.clone()).await, 403, "a live key is accepted");
+    let revoked = gridwatch_cli(&["apikey", "revoke", "12345 hotline"], &url).await;
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert_eq!(file(key.clone()).await, 403, "a revoked key is refused");
+    let again = gridwatch_cli(&["apikey", "revoke", "12345 hotline"], &url).await;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no live API key"));
+    let listed = gridwatch_cli(&["apikey", "list"], &url).await;
+    let line = String::from_utf8(listed.stdout).unwrap();
+    let line = line
+        .lines()
+        .find(|l| l.contains("12345 hotline"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.trim_end().ends_with(|c: char| c.is_ascii_digit()),
+        "revoked at shown: {line}"
+    );
+    assert!(server.terminate().success());
 }

@@ -3,6 +3,7 @@
 //! target/tmp, or `TEST_DATABASE_URL`), each test in its own database cloned from a migrated
 //! template.
 
+mod access;
 mod api;
 mod api_contract;
 mod browser;

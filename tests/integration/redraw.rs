@@ -165,6 +165,18 @@ async fn a_reviewed_sketch_is_published_as_new_grid_versions() {
         .post(&format!("/api/v1/regions/{KANGLE}/redraw"), &body)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{published}");
+    // The publication is in the audit log under the user who made it; the checks before are not.
+    let (_, audit) = app
+        .get(&format!("/api/v1/audit?subject=region:{KANGLE}"))
+        .await;
+    let changes: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "grid.change")
+        .collect();
+    assert_eq!(changes.len(), 1, "{audit}");
+    assert_eq!(changes[0]["actor"], "admin", "{audit}");
     assert_eq!(
         published["summary"]["new_versions"].as_u64(),
         Some(changed as u64)

@@ -13,7 +13,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use tower::ServiceExt;
 
 const TEMPLATE: &str = "gw_template";
@@ -132,6 +132,8 @@ pub fn url_of(options: &PgConnectOptions) -> String {
 pub struct TestApp {
     pub gw: Gridwatch,
     pub router: Router,
+    /// sent as `Authorization: Bearer` by `call` and `raw`: an admin's token, or none
+    pub token: Option<String>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -142,16 +144,31 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(Gridwatch) -> Gridwatch) -> TestApp {
     let (db, _) = fresh_db().await;
     let gw = adjust(Gridwatch::open(db, 50.0).await.unwrap());
-    let state = AppState {
-        gw: gw.clone(),
-        config: Arc::new(HttpConfig {
+    let state = AppState::new(
+        gw.clone(),
+        HttpConfig {
             web_dir: repo_dir().join("web"),
             basemap_style_url: None,
-        }),
-    };
+            secure_cookies: false,
+        },
+    );
+    // An admin acting through a token: tests of anything but access call as the admin.
+    let password = gridwatch::workflow::accounts::DEMO_PASSWORD.to_owned();
+    gw.add_user(gridwatch::workflow::accounts::NewUser {
+        username: "admin".into(),
+        display_name: Some("测试管理员".into()),
+        role: gridwatch::access::Role::Admin,
+        scope: None,
+        department: None,
+        password: Some(password),
+    })
+    .await
+    .unwrap();
+    let token = gw.add_user_token("admin", "tests").await.unwrap();
     TestApp {
         gw,
         router: app(state),
+        token: Some(token),
     }
 }
 
@@ -181,10 +198,14 @@ impl TestApp {
         uri: &str,
         body: Option<Vec<u8>>,
     ) -> (StatusCode, Value) {
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(uri)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
             .body(body.map(Body::from).unwrap_or_else(Body::empty))
             .unwrap();
         let resp = self.router.clone().oneshot(req).await.unwrap();
@@ -207,12 +228,14 @@ impl TestApp {
         content_type: &str,
         body: Vec<u8>,
     ) -> (StatusCode, String, Vec<u8>) {
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(uri)
-            .header("content-type", content_type)
-            .body(Body::from(body))
-            .unwrap();
+            .header("content-type", content_type);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(Body::from(body)).unwrap();
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let ct = resp
@@ -229,6 +252,15 @@ impl TestApp {
             .to_bytes()
             .to_vec();
         (status, ct, bytes)
+    }
+
+    /// The same app calling with another token (`None`: anonymous).
+    pub fn as_caller(&self, token: Option<String>) -> TestApp {
+        TestApp {
+            gw: self.gw.clone(),
+            router: self.router.clone(),
+            token,
+        }
     }
 
     pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
@@ -252,6 +284,8 @@ impl TestApp {
 pub struct Child {
     pub child: std::process::Child,
     pub base: String,
+    /// every line the child printed on stdout so far
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Child {
@@ -270,9 +304,11 @@ impl Child {
             .expect("spawn gridwatch");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let base = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    output.lock().unwrap().push(line.clone());
                     if let Some(rest) = line.strip_prefix("gridwatch is serving ") {
                         break rest.trim_end_matches('/').to_owned();
                     }
@@ -284,8 +320,72 @@ impl Child {
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Child { child, base }
+        let kept = output.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Child {
+            child,
+            base,
+            output,
+        }
+    }
+
+    /// The one-time password of the first admin, as a first run without demo data printed it.
+    pub fn first_admin_password(&self) -> Option<String> {
+        self.output.lock().unwrap().iter().find_map(|l| {
+            l.strip_prefix("first run: created the user \"admin\" with the one-time password ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+        })
+    }
+
+    /// Logs in as the first admin with the printed one-time password, changes it, and returns a
+    /// client that sends the session cookie (sessions are in the database: they outlive restarts).
+    pub async fn first_admin_client(&self) -> reqwest::Client {
+        let otp = self
+            .first_admin_password()
+            .expect("a first run prints the admin's one-time password");
+        let plain = reqwest::Client::new();
+        let r = plain
+            .post(format!("{}/api/v1/session", self.base))
+            .json(&serde_json::json!({"username": "admin", "password": otp}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["must_change_password"], true);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("cookie", cookie.parse().unwrap());
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        // Nothing but the password change is allowed before it.
+        let r = client
+            .get(format!("{}/api/v1/cases", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let r = client
+            .put(format!("{}/api/v1/session/password", self.base))
+            .json(&serde_json::json!({"current_password": otp, "new_password": "a new password 2026"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        client
     }
 
     pub fn pid(&self) -> nix::unistd::Pid {

@@ -24,6 +24,9 @@ struct Answer {
 
 async fn get(app: &TestApp, uri: &str, headers: &[(&str, &str)]) -> Answer {
     let mut req = Request::builder().uri(uri);
+    if let Some(t) = &app.token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -546,7 +549,7 @@ async fn the_benchmarks_martin_function_builds_the_same_tiles() {
         let ours = app
             .gw
             .db
-            .incidents_tile(t, &TileFilter::default())
+            .incidents_tile(t, &TileFilter::default(), false)
             .await
             .unwrap();
         let peer: Vec<u8> = sqlx::query_scalar("select gw_bench_incidents($1, $2, $3)")
@@ -560,4 +563,99 @@ async fn the_benchmarks_martin_function_builds_the_same_tiles() {
         nonempty += usize::from(!features(&ours, "incidents").is_empty());
     }
     assert_eq!(nonempty, 4);
+}
+
+/// A point inside the first current grid whose code starts with `prefix`, and its code.
+async fn grid_point(app: &TestApp, prefix: &str) -> (String, f64, f64) {
+    sqlx::query_as(
+        "select code, st_x(p), st_y(p) from (
+             select r.code, st_pointonsurface(v.geom) p from region r
+               join region_version v on v.region_code = r.code and v.valid_to is null
+              where r.level = 'grid' and r.code like $1 || '%' order by r.code limit 1) q",
+    )
+    .bind(prefix)
+    .fetch_one(app.gw.db.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn without_logging_in_tiles_are_coarse_and_hide_small_counts() {
+    let app = demo_app().await;
+    file_forty(&app).await;
+    // Two reports alone in a grid of 乌达区, far from the forty.
+    let (lonely, lon, lat) = grid_point(&app, "150304").await;
+    file(&app, "road_hazard", lon, lat).await;
+    file(&app, "road_hazard", lon + 0.0001, lat).await;
+    let public = app.as_caller(None);
+
+    // Near the forty: only cells of at least 3 reports, no single report even at zoom 16.
+    for z in [12, 14, 16] {
+        let t = TileId::containing(z, HERE.0, HERE.1);
+        let staff = features(
+            &get(&app, &path("incidents", t), &[]).await.body,
+            "incidents",
+        );
+        let a = get(&public, &path("incidents", t), &[]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let cells = features(&a.body, "incidents");
+        assert!(!cells.is_empty(), "z{z}: the forty show");
+        for c in &cells {
+            assert!(c["count"].as_i64().unwrap() >= 3, "z{z}: {c:?}");
+            assert!(
+                !c.contains_key("id") && !c.contains_key("category"),
+                "z{z}: {c:?}"
+            );
+        }
+        assert!(total(&cells) <= total(&staff), "z{z}");
+        // 200 m cells over a ~300 m square: a handful, however far one zooms in.
+        assert!(cells.len() <= 9, "z{z}: {} cells", cells.len());
+        if z == 16 {
+            assert_eq!(
+                staff.len() as i64,
+                reports_in(&app, t, None).await,
+                "staff see points"
+            );
+        }
+    }
+    // The two lonely reports are in the staff's tile and nowhere in the public one.
+    let t = TileId::containing(12, lon, lat);
+    let staff = features(
+        &get(&app, &path("incidents", t), &[]).await.body,
+        "incidents",
+    );
+    assert_eq!(total(&staff), 2);
+    let a = get(&public, &path("incidents", t), &[]).await;
+    assert!(features(&a.body, "incidents").is_empty());
+    // Public and staff tiles are cached apart: the staff's tile stays whole after a public read.
+    let again = features(
+        &get(&app, &path("incidents", t), &[]).await.body,
+        "incidents",
+    );
+    assert_eq!(total(&again), 2);
+
+    // Grid figures: the lonely grid's are left out for the public, the forty's grid keeps them.
+    let t = TileId::containing(13, lon, lat);
+    let find = |grids: &[HashMap<String, Value>], code: &str| {
+        grids.iter().find(|g| g["code"] == code).cloned().unwrap()
+    };
+    let staff = features(&get(&app, &path("grids", t), &[]).await.body, "grids");
+    assert_eq!(find(&staff, &lonely)["reports"], 2);
+    let shown = features(&get(&public, &path("grids", t), &[]).await.body, "grids");
+    let g = find(&shown, &lonely);
+    for key in ["reports", "density_km2", "cases", "closure_rate", "overdue"] {
+        assert!(!g.contains_key(key), "{key} of {lonely}: {g:?}");
+    }
+    assert!(g.contains_key("area_km2"));
+    let t = TileId::containing(13, HERE.0, HERE.1);
+    let shown = features(&get(&public, &path("grids", t), &[]).await.body, "grids");
+    let busiest = shown
+        .iter()
+        .filter_map(|g| g.get("reports").and_then(Value::as_i64))
+        .max();
+    assert!(busiest.is_some_and(|n| n >= 3), "{busiest:?}");
+    assert!(shown
+        .iter()
+        .filter_map(|g| g.get("reports").and_then(Value::as_i64))
+        .all(|n| n == 0 || n >= 3));
 }
