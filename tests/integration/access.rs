@@ -2,7 +2,7 @@
 //! against the endpoints, with two cases, one in 新华街道's 康乐社区第1网格 and one in another street.
 //! Each row says what that caller must get: the status, and for lists what they may see.
 
-use crate::support::{demo_app, TestApp};
+use crate::support::{demo_app, grid_point, TestApp};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
@@ -32,16 +32,8 @@ struct World {
 }
 
 async fn inside(app: &TestApp, code_prefix: &str) -> (f64, f64) {
-    sqlx::query_as(
-        "select st_x(p), st_y(p) from (
-             select st_pointonsurface(v.geom) p from region r
-               join region_version v on v.region_code = r.code and v.valid_to is null
-              where r.level = 'grid' and r.code like $1 || '%' order by r.code limit 1) q",
-    )
-    .bind(code_prefix)
-    .fetch_one(app.gw.db.pool())
-    .await
-    .unwrap()
+    let (_, lon, lat) = grid_point(app, code_prefix).await;
+    (lon, lat)
 }
 
 async fn world() -> World {

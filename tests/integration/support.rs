@@ -407,3 +407,17 @@ impl Drop for Child {
         let _ = self.child.wait();
     }
 }
+
+/// A point inside the first current grid whose code starts with `prefix`, and its code.
+pub async fn grid_point(app: &TestApp, prefix: &str) -> (String, f64, f64) {
+    sqlx::query_as(
+        "select code, st_x(p), st_y(p) from (
+             select r.code, st_pointonsurface(v.geom) p from region r
+               join region_version v on v.region_code = r.code and v.valid_to is null
+              where r.level = 'grid' and r.code like $1 || '%' order by r.code limit 1) q",
+    )
+    .bind(prefix)
+    .fetch_one(app.gw.db.pool())
+    .await
+    .unwrap()
+}

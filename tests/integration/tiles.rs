@@ -2,7 +2,7 @@
 //! points from it, grids with their figures, filters, gzip, ETag and 304, the cache and its
 //! invalidation by the database's change feed, TileJSON, and bad requests named.
 
-use crate::support::{demo_app, TestApp};
+use crate::support::{demo_app, grid_point, TestApp};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use geozero::mvt::{Message, Tile};
@@ -563,20 +563,6 @@ async fn the_benchmarks_martin_function_builds_the_same_tiles() {
         nonempty += usize::from(!features(&ours, "incidents").is_empty());
     }
     assert_eq!(nonempty, 4);
-}
-
-/// A point inside the first current grid whose code starts with `prefix`, and its code.
-async fn grid_point(app: &TestApp, prefix: &str) -> (String, f64, f64) {
-    sqlx::query_as(
-        "select code, st_x(p), st_y(p) from (
-             select r.code, st_pointonsurface(v.geom) p from region r
-               join region_version v on v.region_code = r.code and v.valid_to is null
-              where r.level = 'grid' and r.code like $1 || '%' order by r.code limit 1) q",
-    )
-    .bind(prefix)
-    .fetch_one(app.gw.db.pool())
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
