@@ -60,6 +60,7 @@ const FONT_MEDIUM = ['Noto Sans CJK SC Medium', ...FONT_REGULAR.slice(1)];
 const state = {
   lang: initialLanguage(LANG_STORAGE_KEY),
   ready: false,
+  scoped: false,              // the user sees one region only (a street or community leader)
   config: { basemap_style_url: null },
   categories: [],
   categoryIndex: new Map(),   // code -> category
@@ -447,7 +448,7 @@ async function loadMore() {
 
 function renderFilters() {
   const street = $('filter-street');
-  setChildren(street, option('', tr('filter_all_streets'), state.filters.street === ''));
+  setChildren(street, option('', tr(state.scoped ? 'filter_my_region' : 'filter_all_streets'), state.filters.street === ''));
   const byDistrict = new Map();
   for (const f of state.streets?.features ?? []) {
     const parent = f.properties.parent_code ?? '';
@@ -2042,6 +2043,7 @@ async function start() {
   for (const d of departments) state.deptIndex.set(d.code, d);
   // A leader scoped to a street or community is offered only the streets of their region.
   const user = await session;
+  state.scoped = Boolean(user?.scope);
   state.streets = { ...streets, features: streets.features.filter((f) => inScope(user, f.properties.code)) };
   state.districts = districts;
   for (const f of [...districts.features, ...streets.features]) state.regionNames.set(f.properties.code, f.properties.name);

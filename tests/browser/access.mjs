@@ -143,7 +143,9 @@ async function main() {
     check('the street filter offers only their street');
     const options = await page.$$eval('#filter-street option', (os) => os.map((o) => o.value).filter(Boolean));
     expect(JSON.stringify(options) === JSON.stringify([STREET]), `street options: ${options}`);
-    pass(options.join(','));
+    const all = await page.locator('#filter-street option[value=""]').innerText();
+    expect(all === '本辖区全部', `the "all" option speaks of their region: ${all}`);
+    pass(`${all}, ${options.join(',')}`);
 
     check("another street's case cannot be opened, by link or by asking");
     const away = elsewhere[0].id;

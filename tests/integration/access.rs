@@ -566,7 +566,7 @@ async fn every_operation_admits_exactly_the_roles_the_policy_names() {
             continue;
         };
         if route == "/cases/stream" {
-            continue; // an endless event stream; its gate is the queue's (ViewCases)
+            continue; // an endless stream: the_event_stream_carries_only_the_cases_a_caller_sees
         }
         for method in ["get", "put", "post", "delete", "patch"] {
             if item.get(method).is_none() {
@@ -635,5 +635,62 @@ async fn every_operation_admits_exactly_the_roles_the_policy_names() {
         "{} wrong of {checked}:\n{}",
         wrong.len(),
         wrong.join("\n")
+    );
+}
+
+/// The live queue's event stream tells a street leader of their street's cases only: an event
+/// of another street's new case is never sent to them, the next one of their own is.
+#[tokio::test]
+async fn the_event_stream_carries_only_the_cases_a_caller_sees() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let w = world().await;
+    let leader = w.caller("xinhua").await;
+    let req = Request::builder()
+        .uri("/api/v1/cases/stream")
+        .header(
+            "authorization",
+            format!("Bearer {}", leader.token.as_deref().unwrap()),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = leader.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+
+    let file = |(lon, lat): (f64, f64)| json!({"category": "road_hazard", "lon": lon, "lat": lat, "source": "grid_worker"});
+    let (s, away) = w
+        .app
+        .post("/api/v1/reports", &file(inside(&w.app, OTHER_STREET).await))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{away}");
+    let (s, home) = w
+        .app
+        .post("/api/v1/reports", &file(inside(&w.app, HOME_GRID).await))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{home}");
+    let (away, home) = (
+        away["case_id"].as_i64().unwrap(),
+        home["case_id"].as_i64().unwrap(),
+    );
+
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !text.contains(&format!("\"id\":{home},")) {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("no event of case {home} within 20 s; got {text:?}"))
+            .expect("the stream stays open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(
+        !text.contains(&format!("\"id\":{away},")),
+        "another street's case was sent: {text}"
     );
 }
