@@ -340,12 +340,7 @@ pub(super) async fn stream(
                 if let Ok(change) = &r {
                     if seen.1.scope != crate::access::Scope::All {
                         let placement = seen.0.gw.db.case_placement(change.id).await.ok().flatten();
-                        let visible = placement.is_some_and(|(region, departments)| {
-                            seen.1.sees(&crate::access::Placement {
-                                region,
-                                departments,
-                            })
-                        });
+                        let visible = placement.is_some_and(|p| seen.1.sees(&p));
                         if !visible {
                             continue;
                         }

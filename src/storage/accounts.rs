@@ -335,11 +335,8 @@ impl Db {
     }
 
     /// Where a case is and which departments it involves (lead, assisting, whistled).
-    pub async fn case_placement(
-        &self,
-        case_id: i64,
-    ) -> Result<Option<(Option<String>, Vec<String>)>> {
-        sqlx::query_as(
+    pub async fn case_placement(&self, case_id: i64) -> Result<Option<crate::access::Placement>> {
+        let row: Option<(Option<String>, Vec<String>)> = sqlx::query_as(
             "select coalesce(c.micro_grid_code, c.grid_code, c.community_code, c.street_code, c.district_code),
                     array(select d from unnest(array_append(c.co_departments, c.lead_department)) d
                           where d is not null
@@ -349,7 +346,11 @@ impl Db {
         .bind(case_id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db("placing a case"))
+        .map_err(db("placing a case"))?;
+        Ok(row.map(|(region, departments)| crate::access::Placement {
+            region,
+            departments,
+        }))
     }
 
     /// The case of a report, if it has one.
