@@ -220,10 +220,14 @@ enum UsersCommand {
 
 #[derive(Subcommand)]
 enum ApikeyCommand {
-    /// Create a key for an Open311 client and print it (only its hash is stored).
+    /// Create a key for a machine client and print it (only its hash is stored).
     Create {
         /// who the key is for, e.g. "12345 hotline"
         name: String,
+        /// what the key may do: `reports` (Open311 and POST /reports) or `sms-gateway`
+        /// (POST /notices/{id}/receipt only)
+        #[arg(long, default_value = "reports")]
+        purpose: String,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -767,26 +771,31 @@ async fn apikeys(command: ApikeyCommand) -> anyhow::Result<()> {
     let database = Database::open(db.database_url.as_deref(), &db.data_dir).await?;
     let result = async {
         match &command {
-            ApikeyCommand::Create { name, .. } => {
+            ApikeyCommand::Create { name, purpose, .. } => {
+                let purpose =
+                    gridwatch::access::ClientPurpose::parse(purpose).ok_or_else(|| {
+                        anyhow::anyhow!("--purpose is reports or sms-gateway, not {purpose:?}")
+                    })?;
                 let gw = Gridwatch::open(database.db.clone(), 50.0).await?;
                 let key: String = {
                     use rand::Rng;
                     let bytes: [u8; 20] = rand::rng().random();
                     bytes.iter().map(|b| format!("{b:02x}")).collect()
                 };
-                gw.add_api_key(name, &key).await?;
+                gw.add_api_key(name, &key, purpose).await?;
                 println!("{key}");
             }
             ApikeyCommand::List { .. } => {
                 println!(
-                    "{:<6} {:<28} {:<14} {:<20} revoked",
-                    "id", "name", "user", "created"
+                    "{:<6} {:<28} {:<12} {:<14} {:<20} revoked",
+                    "id", "name", "purpose", "user", "created"
                 );
                 for k in database.db.api_clients().await? {
                     println!(
-                        "{:<6} {:<28} {:<14} {:<20} {}",
+                        "{:<6} {:<28} {:<12} {:<14} {:<20} {}",
                         k.id,
                         k.name,
+                        k.purpose,
                         k.username.as_deref().unwrap_or("-"),
                         k.created_at.format("%Y-%m-%d %H:%M"),
                         k.revoked_at
@@ -877,13 +886,13 @@ async fn users(command: UsersCommand) -> anyhow::Result<()> {
                     "no user {username:?}"
                 );
                 gw.db
-                    .audit(
-                        None,
-                        "cli",
-                        "user.disable",
-                        &format!("user:{username}"),
-                        &serde_json::json!({}),
-                    )
+                    .audit(&gridwatch::storage::accounts::AuditEntry {
+                        account_id: None,
+                        actor: "cli",
+                        action: "user.disable",
+                        subject: &format!("user:{username}"),
+                        detail: &serde_json::json!({}),
+                    })
                     .await?;
                 println!("disabled {username}: sessions ended, tokens revoked");
             }

@@ -1216,7 +1216,10 @@ function renderNotices() {
     el('h3', {}, tr('notices_title'), ' ', el('span', { class: 'count' }, notices ? formatNumber(state.lang, notices.length) : '')),
     !notices ? el('p', { class: 'muted' }, tr('loading'))
       : notices.length ? el('ul', { id: 'notice-list', class: 'notice-list' }, notices.map((n) => {
-        const status = n.delivered_at ? 'delivered' : n.last_error ? 'failed' : 'pending';
+        // The SMS gateway's receipt, when it sent one, is the last word on a delivered notice.
+        const status = n.delivered_at
+          ? (n.receipt === 'failed' ? 'undelivered' : n.receipt === 'delivered' ? 'received' : 'delivered')
+          : n.last_error ? 'failed' : 'pending';
         const text = typeof n.payload === 'string' ? n.payload : n.payload?.text ?? n.payload?.message ?? null;
         return el('li', { 'data-notice-kind': n.kind, 'data-status': status },
           el('div', { class: 'notice-head' },
@@ -1229,7 +1232,8 @@ function renderNotices() {
             formatDateTime(n.created_at, { seconds: true }),
             n.delivered_at ? ` · ${tr('notice_delivered_at')} ${formatDateTime(n.delivered_at, { seconds: true })}` : '',
             n.attempts > 1 ? ` · ${tr('notice_attempts', { n: n.attempts })}` : '',
-            n.last_error && !n.delivered_at ? ` · ${n.last_error}` : ''),
+            n.last_error && !n.delivered_at ? ` · ${n.last_error}` : '',
+            n.receipt ? ` · ${tr('notice_receipt_at')} ${formatDateTime(n.receipt_at, { seconds: true })}${n.receipt_detail ? `: ${n.receipt_detail}` : ''}` : ''),
           text ? el('div', { class: 'notice-text' }, text) : null);
       })) : el('p', { class: 'muted' }, tr('no_notices')));
 }

@@ -124,6 +124,7 @@ impl Role {
             ConfigureDispatch => matches!(self, Admin | Dispatcher),
             EditGrids | ViewSketches => matches!(self, Admin | Planner),
             ControlClock | ManageUsers => self == Admin,
+            DeliveryReceipts => false,
         }
     }
 
@@ -243,6 +244,49 @@ impl Principal {
     }
 }
 
+/// What a machine client's key (one tied to no user) is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientPurpose {
+    /// files reports: an Open311 client, the 12345 hotline
+    Reports,
+    /// the SMS gateway: posts delivery receipts for the notices it was handed
+    SmsGateway,
+}
+
+impl ClientPurpose {
+    pub const ALL: [ClientPurpose; 2] = [ClientPurpose::Reports, ClientPurpose::SmsGateway];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientPurpose::Reports => "reports",
+            ClientPurpose::SmsGateway => "sms_gateway",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ClientPurpose> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s || p.as_str().replace('_', "-") == s)
+    }
+
+    /// The routes a key of this purpose may use, besides the public ones.
+    fn allows(self, capability: Capability) -> bool {
+        capability == Capability::Public
+            || capability
+                == match self {
+                    ClientPurpose::Reports => Capability::FileReport,
+                    ClientPurpose::SmsGateway => Capability::DeliveryReceipts,
+                }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ClientPurpose::Reports => "files reports",
+            ClientPurpose::SmsGateway => "posts the SMS gateway's delivery receipts",
+        }
+    }
+}
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -250,10 +294,11 @@ pub enum Caller {
     Anonymous {
         client: String,
     },
-    /// an API key not tied to a user (an Open311 client, the hotline import)
+    /// an API key not tied to a user (an Open311 client, the hotline import, the SMS gateway)
     Client {
         id: i64,
         name: String,
+        purpose: ClientPurpose,
     },
     User(Principal),
 }
@@ -304,6 +349,8 @@ pub enum Capability {
     ViewSketches,
     ControlClock,
     ManageUsers,
+    /// the SMS gateway's delivery receipts: its own key only, no user
+    DeliveryReceipts,
 }
 
 /// The resource a route's path names, checked against the caller's scope before the handler.
@@ -385,6 +432,7 @@ pub fn rule(method: &str, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/users") => r(ManageUsers),
         ("POST", "/users/{username}/disable") => r(ManageUsers),
         ("GET", "/audit") => r(ManageUsers),
+        ("POST", "/notices/{id}/receipt") => r(DeliveryReceipts),
         _ => None,
     }
 }
@@ -435,9 +483,15 @@ impl Grant {
     pub fn permit(caller: Caller, rule: Rule) -> Result<Grant, Denied> {
         let capability = rule.capability;
         let principal = match &caller {
-            Caller::Anonymous { .. } | Caller::Client { .. }
+            Caller::Anonymous { .. }
                 if matches!(capability, Capability::Public | Capability::FileReport) =>
             {
+                return Ok(Grant {
+                    caller,
+                    scope: Scope::All,
+                });
+            }
+            Caller::Client { purpose, .. } if purpose.allows(capability) => {
                 return Ok(Grant {
                     caller,
                     scope: Scope::All,
@@ -448,9 +502,10 @@ impl Grant {
                     "log in first (or send an API token as `Authorization: Bearer …`)".into(),
                 ))
             }
-            Caller::Client { name, .. } => {
+            Caller::Client { name, purpose, .. } => {
                 return Err(Denied::Forbidden(format!(
-                    "the API key of {name:?} only files reports; ask for a token tied to a user"
+                    "the API key of {name:?} only {}; ask for a token tied to a user",
+                    purpose.describe()
                 )))
             }
             Caller::User(p) => p,
@@ -563,6 +618,7 @@ fn describe(capability: Capability) -> &'static str {
         Capability::ViewSketches => "read sketches",
         Capability::ControlClock => "move the service's clock",
         Capability::ManageUsers => "manage users or read the audit log",
+        Capability::DeliveryReceipts => "post delivery receipts (only the SMS gateway's key does)",
     }
 }
 
@@ -706,16 +762,41 @@ mod tests {
     }
 
     #[test]
-    fn machine_keys_without_a_user_only_file_reports() {
-        let key = Caller::Client {
+    fn machine_keys_without_a_user_do_only_what_they_are_for() {
+        let hotline = Caller::Client {
             id: 1,
             name: "12345 hotline".into(),
+            purpose: ClientPurpose::Reports,
         };
-        assert!(Grant::permit(key.clone(), rule_of("POST", "/reports")).is_ok());
-        assert!(matches!(
-            Grant::permit(key, rule_of("GET", "/reports")),
-            Err(Denied::Forbidden(_))
-        ));
+        assert!(Grant::permit(hotline.clone(), rule_of("POST", "/reports")).is_ok());
+        for (method, route) in [("GET", "/reports"), ("POST", "/notices/{id}/receipt")] {
+            assert!(matches!(
+                Grant::permit(hotline.clone(), rule_of(method, route)),
+                Err(Denied::Forbidden(_))
+            ));
+        }
+        let gateway = Caller::Client {
+            id: 2,
+            name: "sms".into(),
+            purpose: ClientPurpose::SmsGateway,
+        };
+        assert!(Grant::permit(gateway.clone(), rule_of("POST", "/notices/{id}/receipt")).is_ok());
+        assert!(Grant::permit(gateway.clone(), rule_of("GET", "/categories")).is_ok());
+        for (method, route) in [("POST", "/reports"), ("GET", "/cases")] {
+            assert!(matches!(
+                Grant::permit(gateway.clone(), rule_of(method, route)),
+                Err(Denied::Forbidden(_))
+            ));
+        }
+        // No person posts receipts, not even an admin.
+        assert!(Role::ALL
+            .iter()
+            .all(|r| !r.has(Capability::DeliveryReceipts)));
+        assert_eq!(
+            ClientPurpose::parse("sms-gateway"),
+            Some(ClientPurpose::SmsGateway)
+        );
+        assert_eq!(ClientPurpose::parse("sms"), None);
     }
 
     #[test]

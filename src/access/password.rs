@@ -52,6 +52,33 @@ pub fn check_new_password(password: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The key that lets whoever uploaded a photo read it back without logging in (the snap-and-report
+/// page shows a queued report's photos from the server): HMAC-SHA256 of the photo id under the
+/// service's secret, 128 bits in hex. Whoever uploads the same bytes again gets the same key.
+pub fn photo_key(secret: &str, photo_id: &str) -> String {
+    use hmac::{Hmac, Mac};
+    #[allow(clippy::expect_used)] // HMAC takes a key of any length: this never fails
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(b"photo:");
+    mac.update(photo_id.as_bytes());
+    mac.finalize().into_bytes()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// True when `key` is `photo_id`'s key, compared in constant time.
+pub fn is_photo_key(secret: &str, photo_id: &str, key: &str) -> bool {
+    let expected = photo_key(secret, photo_id);
+    expected.len() == key.len()
+        && expected
+            .bytes()
+            .zip(key.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// A random secret of `bytes` bytes, URL-safe base64 without padding.
 pub fn random_secret(bytes: usize) -> String {
     use base64::Engine;
@@ -79,6 +106,22 @@ pub fn sha256_hex(secret: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_photo_key_belongs_to_one_photo_and_one_secret() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let key = super::photo_key("s3cret", id);
+        assert_eq!(key.len(), 32);
+        assert!(super::is_photo_key("s3cret", id, &key));
+        assert!(!super::is_photo_key(
+            "s3cret",
+            "fedcba9876543210fedcba9876543210",
+            &key
+        ));
+        assert!(!super::is_photo_key("another", id, &key));
+        assert!(!super::is_photo_key("s3cret", id, &key[..31]));
+        assert!(!super::is_photo_key("s3cret", id, ""));
+    }
+
     use super::*;
 
     #[test]

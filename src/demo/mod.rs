@@ -163,8 +163,12 @@ pub async fn load(gw: &Gridwatch) -> Result<DemoLoad, WorkflowError> {
         .await?;
     seed_rules(gw).await?;
     // Open311 clients can try the demo at once with this key.
-    gw.add_api_key("demo", crate::workflow::open311::DEMO_API_KEY)
-        .await?;
+    gw.add_api_key(
+        "demo",
+        crate::workflow::open311::DEMO_API_KEY,
+        crate::access::ClientPurpose::Reports,
+    )
+    .await?;
     let mut loaded = 0;
     if gw.db.meta(DEMO_MARKER).await?.is_none() {
         let mut inputs = parse_incidents(INCIDENTS_CSV)

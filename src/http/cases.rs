@@ -241,14 +241,7 @@ pub(super) async fn act(
     if let Some(p) = grant.caller.principal() {
         input.actor = Some(p.display_name.clone());
     }
-    let mut detail = s.gw.act(id, &input).await?;
-    s.gw.audit(
-        &grant.caller,
-        "case.action",
-        &format!("case:{id}"),
-        serde_json::json!({"action": input.action, "state": detail.summary.state}),
-    )
-    .await?;
+    let mut detail = s.gw.act(id, &input, &grant.caller).await?;
     disclose(&s, &grant, &mut detail).await?;
     Ok(Json(detail))
 }

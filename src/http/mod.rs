@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 mod geometry;
 mod hotspots;
+mod notices;
 mod open311;
 pub mod openapi;
 mod ops;
@@ -146,6 +147,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/cases/{id}/photos/{n}", get(cases::photo))
         .route("/cases/{id}/notices", get(cases::notices))
+        .route(
+            "/notices/{id}/receipt",
+            post(notices::receipt).layer(DefaultBodyLimit::max(16 * 1024)),
+        )
         .route("/dispatch/stats", get(dispatch::stats))
         .route(
             "/packages",

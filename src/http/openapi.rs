@@ -62,6 +62,7 @@ use utoipa::OpenApi;
         super::cases::act,
         super::cases::photo,
         super::cases::notices,
+        super::notices::receipt,
         super::cases::stream,
         super::sketches::upload,
         super::sketches::list,

@@ -67,7 +67,10 @@ pub(super) async fn upload(
     operation_id = "photos_full",
     tag = "photos",
     summary = "A stored photo (JPEG, no metadata)",
-    params(("id" = String, Path, description = "photo id")),
+    params(
+        ("id" = String, Path, description = "photo id"),
+        ("key" = Option<String>, Query, description = "the uploader's key, from the upload's answer: reads the photo without logging in")
+    ),
     responses(
         (status = 200, description = "the photo", content_type = "image/jpeg", body = Vec<u8>),
         (status = 304, description = "not modified (If-None-Match)"),
@@ -88,7 +91,10 @@ pub(super) async fn full(
     operation_id = "photos_thumbnail",
     tag = "photos",
     summary = "A photo's 320 px thumbnail",
-    params(("id" = String, Path, description = "photo id")),
+    params(
+        ("id" = String, Path, description = "photo id"),
+        ("key" = Option<String>, Query, description = "the uploader's key, from the upload's answer: reads the photo without logging in")
+    ),
     responses(
         (status = 200, description = "the thumbnail", content_type = "image/jpeg", body = Vec<u8>),
         (status = 304, description = "not modified (If-None-Match)"),

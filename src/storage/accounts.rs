@@ -31,6 +31,34 @@ pub struct NewAccount<'a> {
     pub must_change_password: bool,
 }
 
+/// An audit entry to write.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEntry<'a> {
+    pub account_id: Option<i64>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: &'a str,
+    pub detail: &'a serde_json::Value,
+}
+
+/// Writes `entry` on `conn`: inside a change's own transaction, the line and the change commit
+/// or fail together.
+pub async fn write_audit(conn: &mut sqlx::PgConnection, entry: &AuditEntry<'_>) -> Result<()> {
+    sqlx::query(
+        "insert into audit_event (account_id, actor, action, subject, detail)
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(entry.account_id)
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.subject)
+    .bind(entry.detail)
+    .execute(conn)
+    .await
+    .map_err(db("writing the audit log"))?;
+    Ok(())
+}
+
 /// One audit entry.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
@@ -50,7 +78,9 @@ const ACCOUNT_COLUMNS: &str = "a.id, a.username, a.display_name, a.role, a.scope
 pub struct ApiClientRow {
     pub id: i64,
     pub name: String,
-    /// the user a token acts for; none: an Open311 client key
+    /// `reports` or `sms_gateway` ([`crate::access::ClientPurpose`])
+    pub purpose: String,
+    /// the user a token acts for; none: a machine client's key
     pub username: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -228,9 +258,9 @@ impl Db {
     pub async fn token_client(
         &self,
         key_sha256: &str,
-    ) -> Result<Option<(i64, String, Option<AccountRow>)>> {
-        let row: Option<(i64, String, Option<i64>)> = sqlx::query_as(
-            "select c.id, c.name, c.account_id from api_client c
+    ) -> Result<Option<(i64, String, String, Option<AccountRow>)>> {
+        let row: Option<(i64, String, String, Option<i64>)> = sqlx::query_as(
+            "select c.id, c.name, c.purpose, c.account_id from api_client c
              left join account a on a.id = c.account_id
              where c.key_sha256 = $1 and c.revoked_at is null
                and (c.account_id is null or a.disabled_at is null)",
@@ -239,14 +269,14 @@ impl Db {
         .fetch_optional(&self.pool)
         .await
         .map_err(db("looking up an API token"))?;
-        let Some((id, name, account_id)) = row else {
+        let Some((id, name, purpose, account_id)) = row else {
             return Ok(None);
         };
         let account = match account_id {
             Some(a) => self.account(a).await?,
             None => None,
         };
-        Ok(Some((id, name, account)))
+        Ok(Some((id, name, purpose, account)))
     }
 
     /// Registers a token acting for `account_id` (its hash). Returns the client id.
@@ -270,7 +300,7 @@ impl Db {
     /// Every API key and user token, oldest first.
     pub async fn api_clients(&self) -> Result<Vec<ApiClientRow>> {
         sqlx::query_as(
-            "select k.id, k.name, a.username, k.created_at, k.revoked_at
+            "select k.id, k.name, k.purpose, a.username, k.created_at, k.revoked_at
                from api_client k left join account a on a.id = k.account_id
               order by k.id",
         )
@@ -291,27 +321,13 @@ impl Db {
         .map_err(db("revoking an API key"))
     }
 
-    pub async fn audit(
-        &self,
-        account_id: Option<i64>,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        detail: &serde_json::Value,
-    ) -> Result<()> {
-        sqlx::query(
-            "insert into audit_event (account_id, actor, action, subject, detail)
-             values ($1, $2, $3, $4, $5)",
-        )
-        .bind(account_id)
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(detail)
-        .execute(&self.pool)
-        .await
-        .map_err(db("writing the audit log"))?;
-        Ok(())
+    pub async fn audit(&self, entry: &AuditEntry<'_>) -> Result<()> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db("writing the audit log"))?;
+        write_audit(&mut conn, entry).await
     }
 
     /// Audit entries newest first, optionally about one subject or by one actor.

@@ -265,10 +265,28 @@ pub struct NoticeRow {
     pub attempts: i32,
     pub delivered_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// the SMS gateway's last word on it: `delivered` or `failed` (none: no receipt yet)
+    pub receipt: Option<String>,
+    pub receipt_at: Option<DateTime<Utc>>,
+    pub receipt_detail: Option<String>,
 }
 
 const NOTICE_SELECT: &str = "select id, kind, case_id, channel, target, recipient, payload,
-        created_at, attempts, delivered_at, last_error from outbox";
+        created_at, attempts, delivered_at, last_error, receipt, receipt_at, receipt_detail
+        from outbox";
+
+/// A notice after its delivery receipt.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ReceiptOutcome {
+    pub id: String,
+    pub receipt: String,
+    pub receipt_at: DateTime<Utc>,
+    /// failed receipts so far
+    pub receipt_failures: i32,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// the notice waits in the outbox to be sent (again)
+    pub pending: bool,
+}
 
 /// The triage 三审 written at acceptance.
 #[derive(Debug, Clone)]
@@ -900,7 +918,12 @@ impl Db {
 
     pub async fn notice_delivered(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "update outbox set delivered_at = $2, leased_until = null, last_error = null where id = $1",
+            // A failed receipt was for the send before this one: the next receipt tells.
+            "update outbox set delivered_at = $2, leased_until = null, last_error = null,
+                    receipt = case when receipt = 'failed' then null else receipt end,
+                    receipt_at = case when receipt = 'failed' then null else receipt_at end,
+                    receipt_detail = case when receipt = 'failed' then null else receipt_detail end
+              where id = $1",
         )
         .bind(id)
         .bind(at)
@@ -908,6 +931,57 @@ impl Db {
         .await
         .map_err(db("marking a notice delivered"))?;
         Ok(())
+    }
+
+    /// Records the SMS gateway's receipt for notice `id`. `delivered` marks it delivered (also
+    /// when the receipt overtakes the courier's own mark); `failed` after delivery puts it back
+    /// in the outbox to go out at once, unless `max_failures` failed receipts were reached — then
+    /// it stays delivered-and-failed, for people to follow up. A failed receipt counts once per
+    /// send (the courier's next delivery clears it), so a repeated one changes nothing more.
+    /// `None`: no such notice.
+    pub async fn notice_receipt(
+        &self,
+        id: &str,
+        delivered: bool,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+        max_failures: i32,
+    ) -> Result<Option<ReceiptOutcome>> {
+        sqlx::query_as(
+            "with old as (select id, delivered_at, receipt_failures,
+                                 (not $2 and delivered_at is not null
+                                  and receipt is distinct from 'failed') as counts
+                            from outbox where id = $1 for update)
+             update outbox o set
+                 receipt = case when $2 then 'delivered' else 'failed' end,
+                 receipt_at = $4,
+                 receipt_detail = $3,
+                 receipt_failures = old.receipt_failures + old.counts::int,
+                 delivered_at = case
+                     when $2 then coalesce(old.delivered_at, $4)
+                     when old.counts and old.receipt_failures + 1 < $5 then null
+                     else old.delivered_at end,
+                 next_attempt_at = case
+                     when old.counts and old.receipt_failures + 1 < $5 then $4
+                     else o.next_attempt_at end,
+                 last_error = case
+                     when $2 then null
+                     when old.counts then 'the SMS gateway could not deliver it: '
+                                          || coalesce($3, 'no reason given')
+                     else o.last_error end,
+                 leased_until = case when $2 then null else o.leased_until end
+               from old where o.id = old.id
+             returning o.id, o.receipt, o.receipt_at, o.receipt_failures, o.delivered_at,
+                       o.delivered_at is null as pending",
+        )
+        .bind(id)
+        .bind(delivered)
+        .bind(detail)
+        .bind(now)
+        .bind(max_failures)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("recording a delivery receipt"))
     }
 
     pub async fn notice_failed(
@@ -1164,6 +1238,11 @@ impl CaseTx {
             .fetch_one(&mut *self.tx)
             .await
             .map_err(db("reading a locked case"))
+    }
+
+    /// Writes an audit line that commits (or fails) with the change.
+    pub async fn audit(&mut self, entry: &super::accounts::AuditEntry<'_>) -> Result<()> {
+        super::accounts::write_audit(&mut self.tx, entry).await
     }
 
     /// The case's whistles as of this transaction.

@@ -114,6 +114,29 @@ impl Db {
         .map_err(db("writing meta"))?;
         Ok(())
     }
+
+    /// The `meta` value under `key`, set to `fresh` first if there is none: a secret made once
+    /// and shared by every process on this database (and kept by its backups).
+    pub async fn meta_or_insert(&self, key: &str, fresh: &str) -> Result<String> {
+        let made: Option<String> = sqlx::query_scalar(
+            "with made as (
+                 insert into meta (key, value) values ($1, $2)
+                 on conflict (key) do nothing returning value)
+             select value from made union all select value from meta where key = $1",
+        )
+        .bind(key)
+        .bind(fresh)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading meta"))?;
+        match made {
+            Some(value) => Ok(value),
+            // another process inserted it after this statement's snapshot was taken
+            None => self.meta(key).await?.ok_or_else(|| {
+                StorageError::Inconsistent(format!("meta {key} vanished while it was being made"))
+            }),
+        }
+    }
 }
 
 /// Sets a one-off `meta` marker inside a bulk load's transaction; false when it was set already

@@ -53,7 +53,8 @@ impl Db {
     /// The client whose key hashes to `key_sha256`, unless revoked: (id, name).
     pub async fn api_client(&self, key_sha256: &str) -> Result<Option<(i64, String)>> {
         sqlx::query_as(
-            "select id, name from api_client where key_sha256 = $1 and revoked_at is null",
+            "select id, name from api_client
+              where key_sha256 = $1 and revoked_at is null and purpose = 'reports'",
         )
         .bind(key_sha256)
         .fetch_optional(&self.pool)
@@ -62,14 +63,15 @@ impl Db {
     }
 
     /// Registers a client key (its hash); an existing hash is left as it is. Returns the id.
-    pub async fn add_api_client(&self, name: &str, key_sha256: &str) -> Result<i64> {
+    pub async fn add_api_client(&self, name: &str, key_sha256: &str, purpose: &str) -> Result<i64> {
         sqlx::query_scalar(
-            "insert into api_client (name, key_sha256) values ($1, $2)
+            "insert into api_client (name, key_sha256, purpose) values ($1, $2, $3)
              on conflict (key_sha256) do update set name = api_client.name
              returning id",
         )
         .bind(name)
         .bind(key_sha256)
+        .bind(purpose)
         .fetch_one(&self.pool)
         .await
         .map_err(db("adding an API client"))

@@ -7,9 +7,9 @@ use crate::access::password::{
     check_new_password, dummy_hash, hash_password, one_time_password, random_secret, sha256_hex,
     verify_password,
 };
-use crate::access::{check_username, AccountError, Caller, Principal, Role};
+use crate::access::{check_username, AccountError, Caller, ClientPurpose, Principal, Role};
 use crate::domain::GridCode;
-use crate::storage::accounts::{AccountRow, NewAccount};
+use crate::storage::accounts::{AccountRow, AuditEntry, NewAccount};
 use chrono::{DateTime, Duration, Utc};
 
 /// How long a browser session lasts.
@@ -317,11 +317,17 @@ impl Gridwatch {
             None => Ok(None),
             // A token was issued on purpose by an admin: the one-time password rule is for
             // people logging in, not for the machine acting for the user.
-            Some((_, _, Some(row))) => Ok(Some(Caller::User(Principal {
+            Some((_, _, _, Some(row))) => Ok(Some(Caller::User(Principal {
                 must_change_password: false,
                 ..principal(&row)?
             }))),
-            Some((id, name, None)) => Ok(Some(Caller::Client { id, name })),
+            Some((id, name, purpose, None)) => Ok(Some(Caller::Client {
+                id,
+                name,
+                purpose: ClientPurpose::parse(&purpose).ok_or_else(|| {
+                    WorkflowError::Unavailable(format!("API key {id} has no known purpose"))
+                })?,
+            })),
         }
     }
 
@@ -391,13 +397,13 @@ impl Gridwatch {
     ) -> Result<()> {
         Ok(self
             .db
-            .audit(
-                caller.principal().map(|p| p.account_id),
-                &caller.actor(),
+            .audit(&AuditEntry {
+                account_id: caller.principal().map(|p| p.account_id),
+                actor: &caller.actor(),
                 action,
                 subject,
-                &detail,
-            )
+                detail: &detail,
+            })
             .await?)
     }
 }

@@ -5,8 +5,8 @@
 //! `Idempotency-Key` header). A failure is retried with doubling delays.
 
 use super::dispatch::retry_delay;
-use super::{Gridwatch, Result};
-use crate::storage::dispatch::PendingNotice;
+use super::{Gridwatch, Result, WorkflowError};
+use crate::storage::dispatch::{PendingNotice, ReceiptOutcome};
 use chrono::Duration;
 use serde_json::json;
 use tokio::sync::watch;
@@ -16,6 +16,22 @@ pub const LEASE: Duration = Duration::seconds(60);
 /// Notices claimed at once.
 pub const BATCH: i64 = 64;
 const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Failed delivery receipts after which a notice is not sent again (people follow it up).
+pub const MAX_RECEIPT_FAILURES: i32 = 3;
+/// Longest reason a receipt may carry.
+pub const MAX_RECEIPT_DETAIL: usize = 500;
+
+/// The body of `POST /notices/{id}/receipt`: what the SMS gateway knows of a text it was handed.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "failed", "detail": "handset unreachable"}))]
+pub struct ReceiptInput {
+    /// `delivered` (it reached the phone) or `failed` (it did not)
+    pub status: String,
+    /// the gateway's reason or reference, at most 500 characters
+    #[serde(default)]
+    pub detail: Option<String>,
+}
 
 /// The delivery channels. Cheap to clone.
 #[derive(Clone)]
@@ -113,6 +129,54 @@ impl Gridwatch {
                 }
             }
         }
+    }
+}
+
+impl Gridwatch {
+    /// Records the SMS gateway's receipt for notice `id`: a failed one sends the notice again
+    /// (at most [`MAX_RECEIPT_FAILURES`] times), a delivered one settles it.
+    pub async fn notice_receipt(&self, id: &str, input: &ReceiptInput) -> Result<ReceiptOutcome> {
+        let delivered = match input.status.as_str() {
+            "delivered" => true,
+            "failed" => false,
+            other => {
+                return Err(WorkflowError::invalid(
+                    "status",
+                    format!("is delivered or failed, not {other:?}"),
+                ))
+            }
+        };
+        let detail = input
+            .detail
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty());
+        if let Some(d) = detail {
+            if d.chars().count() > MAX_RECEIPT_DETAIL {
+                return Err(WorkflowError::invalid(
+                    "detail",
+                    format!("has at most {MAX_RECEIPT_DETAIL} characters"),
+                ));
+            }
+            if d.contains('\0') {
+                return Err(WorkflowError::invalid("detail", "contains a NUL character"));
+            }
+        }
+        let outcome = self
+            .db
+            .notice_receipt(
+                id,
+                delivered,
+                detail,
+                self.clock.now(),
+                MAX_RECEIPT_FAILURES,
+            )
+            .await?
+            .ok_or_else(|| WorkflowError::NotFound(format!("no notice {id:?}")))?;
+        if outcome.pending {
+            self.notices_waiting.notify_one();
+        }
+        Ok(outcome)
     }
 }
 

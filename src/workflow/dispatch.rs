@@ -939,9 +939,15 @@ impl Gridwatch {
         self.notices_waiting.notify_one();
     }
 
-    /// Applies one action to a case: checks it against the loop, writes the new state, its
-    /// event and its notices in one transaction, announces it, and returns the case.
-    pub async fn act(&self, id: i64, input: &ActionInput) -> Result<CaseDetail> {
+    /// Applies one action to a case for `caller`: checks it against the loop, writes the new
+    /// state, its event, its notices and the audit line in one transaction, announces it, and
+    /// returns the case.
+    pub async fn act(
+        &self,
+        id: i64,
+        input: &ActionInput,
+        caller: &crate::access::Caller,
+    ) -> Result<CaseDetail> {
         let action = parse_action(&input.action)?;
         let actor =
             text("actor", input.actor.as_deref(), false)?.unwrap_or_else(|| "dispatcher".into());
@@ -1183,6 +1189,14 @@ impl Gridwatch {
                 to
             }
         };
+        tx.audit(&crate::storage::accounts::AuditEntry {
+            account_id: caller.principal().map(|p| p.account_id),
+            actor: &caller.actor(),
+            action: "case.action",
+            subject: &format!("case:{id}"),
+            detail: &json!({"action": action.as_str(), "state": to.as_str()}),
+        })
+        .await?;
         tx.commit().await?;
         self.announce(id, to.as_str(), action.as_str());
         let detail = self.case_detail(id).await?;

@@ -87,6 +87,8 @@ pub struct Gridwatch {
     stop: Arc<tokio::sync::watch::Sender<bool>>,
     /// the photo directory
     photos: photos::PhotoStore,
+    /// the secret under which a photo's uploader key is made ([`crate::access::password::photo_key`])
+    photo_secret: Arc<str>,
     /// built vector tiles, dropped by area as reports and cases change (`tiles::follow_changes`)
     pub tiles: Arc<crate::tiles::cache::TileCache>,
     /// what this process has taken in, for `/metrics`
@@ -143,6 +145,13 @@ impl Gridwatch {
             intake: group_commit::GroupCommit::start(db.clone()),
             stop: Arc::new(tokio::sync::watch::channel(false).0),
             photos: photos::PhotoStore::new(std::env::temp_dir().join("gridwatch-photos")),
+            photo_secret: db
+                .meta_or_insert(
+                    "photo_key_secret",
+                    &crate::access::password::random_secret(32),
+                )
+                .await?
+                .into(),
             tiles: Arc::new(crate::tiles::cache::TileCache::new(tiles::CACHE_BYTES)),
             counters: Arc::default(),
         };

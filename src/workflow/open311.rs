@@ -325,14 +325,19 @@ pub fn sha256_hex(s: &str) -> String {
 }
 
 impl Gridwatch {
-    /// Registers an API key for a client (only its hash is stored).
-    pub async fn add_api_key(&self, name: &str, key: &str) -> Result<i64> {
+    /// Registers an API key for a machine client (only its hash is stored).
+    pub async fn add_api_key(
+        &self,
+        name: &str,
+        key: &str,
+        purpose: crate::access::ClientPurpose,
+    ) -> Result<i64> {
         if name.trim().is_empty() {
             return Err(WorkflowError::invalid("name", "is required"));
         }
         Ok(self
             .db
-            .add_api_client(name.trim(), &sha256_hex(key))
+            .add_api_client(name.trim(), &sha256_hex(key), purpose.as_str())
             .await?)
     }
 

@@ -39,8 +39,19 @@ pub struct PhotoView {
     /// where the photo's EXIF said it was taken (WGS-84), read before the EXIF was stripped
     pub exif_gps: Option<GpsView>,
     pub taken_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// In the upload's answer both URLs carry the uploader's key (`?key=`): whoever uploaded the
+    /// photo reads it back with them without logging in. Elsewhere they need a staff session.
     pub url: String,
     pub thumbnail_url: String,
+}
+
+impl PhotoView {
+    /// The view its uploader gets: URLs that carry the photo's key.
+    fn for_uploader(mut self, key: &str) -> Self {
+        self.url = format!("{}?key={key}", self.url);
+        self.thumbnail_url = format!("{}?key={key}", self.thumbnail_url);
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -141,6 +152,16 @@ fn photo_error(e: PhotoError) -> WorkflowError {
 }
 
 impl Gridwatch {
+    /// The key that lets a photo's uploader read it back.
+    pub fn photo_key(&self, photo_id: &str) -> String {
+        crate::access::password::photo_key(&self.photo_secret, photo_id)
+    }
+
+    /// True when `key` is the uploader key of `photo_id`.
+    pub fn is_photo_key(&self, photo_id: &str, key: &str) -> bool {
+        crate::access::password::is_photo_key(&self.photo_secret, photo_id, key)
+    }
+
     /// Accepts an uploaded photo: checks it, reads its EXIF, keeps a stripped copy and a
     /// thumbnail. The same bytes again answer with the photo made the first time (`false`).
     pub async fn upload_photo(
@@ -155,7 +176,8 @@ impl Gridwatch {
         };
         if !bytes.is_empty() {
             if let Some(known) = self.db.photo_by_upload(&sha).await? {
-                return Ok((PhotoView::from(&known), false));
+                let key = self.photo_key(&known.id);
+                return Ok((PhotoView::from(&known).for_uploader(&key), false));
             }
         }
         let normalised =
@@ -202,7 +224,8 @@ impl Gridwatch {
                     // A concurrent upload of the same bytes won: keep only its files.
                     self.photos.remove(&id);
                 }
-                Ok((PhotoView::from(&stored), inserted))
+                let key = self.photo_key(&stored.id);
+                Ok((PhotoView::from(&stored).for_uploader(&key), inserted))
             }
             Err(e) => {
                 self.photos.remove(&id);

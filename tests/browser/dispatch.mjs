@@ -190,6 +190,19 @@ async function main() {
     pass(`${whistles.map((w) => w.department).join(', ')} whistled; elapsed ${whistles[0].elapsed} → ${laterElapsed} s, ` +
       `next step in ${whistles[0].countdown}; ${noticeCount} notice(s); grid on map ${gridOnMap ?? 'none'}`);
 
+    // The SMS gateway confirms notice 1 with its own key; the console shows it at its next refresh.
+    const smsKey = process.env.GRIDWATCH_TEST_SMS_KEY;
+    expect(smsKey, 'no SMS gateway key was made for this run (GRIDWATCH_TEST_SMS_KEY)');
+    const sentNotices = await api(`cases/${id}/notices`);
+    const notice1 = (sentNotices.body ?? []).find((n) => n.kind === 'whistle_notice');
+    expect(notice1, `no whistle notice among ${sentNotices.text.slice(0, 300)}`);
+    const receipt = await fetch(`${baseUrl}/api/v1/notices/${encodeURIComponent(notice1.id)}/receipt`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${smsKey}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ status: 'delivered', detail: '网关回执 88120' }),
+    });
+    expect(receipt.status === 200, `the gateway's receipt answered ${receipt.status}: ${(await receipt.text()).slice(0, 200)}`);
+
     check('(c) 61 minutes later on the server clock a yellow card shows without a reload');
     const clockBefore = await api('clock');
     expect(clockBefore.status === 200, `GET /clock answered ${clockBefore.status}`);
@@ -221,8 +234,14 @@ async function main() {
     const elapsedNow = timerSeconds(carded.elapsed);
     expect(elapsedNow >= 61 * 60, `the elapsed timer reads ${carded.elapsed}, not past 61 minutes: is it computed on the server clock?`);
     expect(carded.offset >= (clockBefore.body.offset_minutes ?? 0) + 61, `the console's clock offset is ${carded.offset} min, the server's ${advanced.body.offset_minutes}`);
+    const received = `#notice-list li[data-notice-kind="whistle_notice"][data-status="received"]`;
+    await waitFor(page, received, 'notice 1 does not show the gateway\'s delivered receipt');
+    const receiptText = await page.locator(received).first().textContent();
+    expect(receiptText.includes('短信已送达') && receiptText.includes('网关回执 88120'),
+      `notice 1 reads ${JSON.stringify(receiptText)}: no 短信已送达 with the gateway's reference`);
     await page.screenshot({ path: shot('dispatch-yellow-card.png') });
-    pass(`yellow card on the whistle, the case header and the queue row; elapsed ${carded.elapsed}; clock offset ${carded.offset} min`);
+    pass(`yellow card on the whistle, the case header and the queue row; elapsed ${carded.elapsed}; clock offset ${carded.offset} min; ` +
+      `notice 1 shows the gateway's receipt`);
 
     check('(d) acknowledged, resolved, closed and rated 5 stars: evaluated, every step in the history');
     for (let i = 0; i < 10; i++) {

@@ -430,6 +430,11 @@ async function main() {
     expect(!storedBytes.includes(Buffer.from('Exif\0\0', 'latin1')), 'the stored copy still contains "Exif\\0\\0"');
     const thumb = await fetch(new URL(photo.thumbnail_url, baseUrl));
     expect(thumb.ok && (thumb.headers.get('content-type') ?? '').startsWith('image/'), `GET ${photo.thumbnail_url} answered ${thumb.status}`);
+    // The resident, not logged in, reads their own photo back with the key in its URL (without it
+    // the answer is 401: photos.rs in the integration tests).
+    const own = await page.evaluate(async (url) => (await fetch(url, { credentials: 'omit' })).status, photo.thumbnail_url);
+    expect(/\?key=[0-9a-f]{32}$/.test(photo.thumbnail_url), `the uploader's thumbnail URL ${photo.thumbnail_url} carries no key`);
+    expect(own === 200, `without logging in the page read its own thumbnail with ${own}, not 200`);
     await mapIdle(page);
     await fullShot(page, 'report-mobile.png');
     passed(`photo ${photo.id} (${upload.status()}, ${photo.width}×${photo.height}), EXIF ${photo.exif_gps.lat.toFixed(6)}, ` +

@@ -497,7 +497,11 @@ async fn anonymous_submissions_are_rate_limited_per_client() {
     // A key issued to a client (the hotline's gateway) is not limited by it.
     w.app
         .gw
-        .add_api_key("12345 hotline", "hotline-key-for-tests")
+        .add_api_key(
+            "12345 hotline",
+            "hotline-key-for-tests",
+            gridwatch::access::ClientPurpose::Reports,
+        )
         .await
         .unwrap();
     let form = form.replace("api_key=demo", "api_key=hotline-key-for-tests");
@@ -538,6 +542,8 @@ fn policy(c: gridwatch::access::Capability) -> [bool; 9] {
         ConfigureDispatch => [T, T, F, F, F, F, F, F, F],
         EditGrids | ViewSketches => [T, F, F, F, T, F, F, F, F],
         ControlClock | ManageUsers => [T, F, F, F, F, F, F, F, F],
+        // the SMS gateway's key only: delivery_receipts_come_from_the_gateway_key_alone
+        DeliveryReceipts => [F, F, F, F, F, F, F, F, F],
     }
 }
 

@@ -3,7 +3,7 @@
 //! rendered, clicks a grid, switches language, filters; tests/browser/editor.mjs digitises a
 //! sample sketch, reviews, edits, publishes it, splits a grid into micro-grids and locates a point
 //! in one; tests/browser/dispatch.mjs runs the whistle loop in the dispatcher's console on a
-//! controllable clock; tests/browser/report.mjs files reports from the snap-and-report page on a
+//! controllable clock (with a delivery receipt from the SMS gateway); tests/browser/report.mjs files reports from the snap-and-report page on a
 //! phone-sized screen, online and offline; tests/browser/dashboard.mjs checks a street leader's
 //! dashboard against the API; tests/browser/api-docs.mjs browses the OpenAPI document
 //! in Swagger UI and tries one call; tests/browser/access.mjs logs in as a street leader and sees
@@ -14,6 +14,16 @@ use std::process::Command;
 
 /// Runs one browser script against a fresh `gridwatch serve --demo` with `extra` arguments.
 async fn run_script(script: &str, extra: &[&str]) {
+    run_script_with(script, extra, |_| Vec::new()).await
+}
+
+/// [`run_script`], with environment variables for the script that `prepare` makes from the
+/// database URL once the server has started (keys made with the CLI, say).
+async fn run_script_with(
+    script: &str,
+    extra: &[&str],
+    prepare: impl FnOnce(&str) -> Vec<(String, String)>,
+) {
     let tests = repo_dir().join("tests");
     assert!(
         tests.join("node_modules/playwright-core").exists(),
@@ -24,12 +34,14 @@ async fn run_script(script: &str, extra: &[&str]) {
     let mut args = vec!["--listen", "127.0.0.1:0", "--demo"];
     args.extend_from_slice(extra);
     let server = Child::serve(&args, &[("DATABASE_URL", &url)]);
+    let envs = prepare(&url);
     let shots = repo_dir().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let base = server.base.clone();
     let script = tests.join(script);
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
+            .envs(envs)
             .arg(&script)
             .arg(&base)
             .arg(&shots)
@@ -69,7 +81,22 @@ async fn map_page_renders_grids_and_heatmap() {
 /// and rated; figures, CSV, rules, English and a phone-sized screen.
 #[tokio::test]
 async fn dispatch_console_runs_the_whistle_loop() {
-    run_script("browser/dispatch.mjs", &["--controllable-clock"]).await;
+    run_script_with("browser/dispatch.mjs", &["--controllable-clock"], |url| {
+        // The SMS gateway's key, as an operator makes it.
+        let out = Command::new(env!("CARGO_BIN_EXE_gridwatch"))
+            .args(["apikey", "create", "短信网关", "--purpose", "sms-gateway"])
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        vec![("GRIDWATCH_TEST_SMS_KEY".to_owned(), key)]
+    })
+    .await;
 }
 
 /// The snap-and-report page on a phone-sized screen: geolocation and the grid and party branch

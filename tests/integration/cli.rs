@@ -259,5 +259,52 @@ async fn apikey_create_prints_a_key_and_stores_its_hash() {
         line.trim_end().ends_with(|c: char| c.is_ascii_digit()),
         "revoked at shown: {line}"
     );
+
+    // A key for the SMS gateway posts receipts and files nothing.
+    let out = gridwatch_cli(
+        &["apikey", "create", "短信网关", "--purpose", "sms-gateway"],
+        &url,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gateway = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let listed = String::from_utf8(gridwatch_cli(&["apikey", "list"], &url).await.stdout).unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("短信网关") && l.contains("sms_gateway")),
+        "{listed}"
+    );
+    let receipt = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/notices/no-such-notice/receipt",
+            server.base
+        ))
+        .bearer_auth(&gateway)
+        .json(&serde_json::json!({"status": "delivered"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt.status().as_u16(),
+        404,
+        "admitted, and no such notice"
+    );
+    assert_eq!(
+        file(gateway).await,
+        403,
+        "a gateway key files no Open311 request"
+    );
+    let bad = gridwatch_cli(&["apikey", "create", "x", "--purpose", "sms"], &url).await;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--purpose is reports or sms-gateway"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     assert!(server.terminate().success());
 }

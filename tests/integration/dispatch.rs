@@ -212,6 +212,79 @@ async fn a_case_goes_round_the_loop_and_the_clock_shows_cards() {
         .is_err());
 }
 
+/// A case action and its audit line commit together: a refused action writes no line, and when
+/// the line cannot be written the action is not kept either.
+#[tokio::test]
+async fn a_case_action_and_its_audit_line_are_kept_together_or_not_at_all() {
+    let app = dispatch_app().await;
+    let id = report(&app, "oil_smoke", KANGLE.0, KANGLE.1).await["case_id"]
+        .as_i64()
+        .unwrap();
+    let lines = format!(
+        "select count(*) from audit_event where subject = 'case:{id}' and action = 'case.action'"
+    );
+    let (status, _) = act(&app, id, json!({"action": "close"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        count(&app, &lines).await,
+        0,
+        "a refused action is not audited"
+    );
+    act_ok(
+        &app,
+        id,
+        json!({"action": "accept", "difficulty": "complex"}),
+    )
+    .await;
+    assert_eq!(count(&app, &lines).await, 1);
+    let (actor, state): (String, String) = sqlx::query_as(&format!(
+        "select actor, detail->>'state' from audit_event where subject = 'case:{id}' and action = 'case.action'"
+    ))
+    .fetch_one(app.gw.db.pool())
+    .await
+    .unwrap();
+    assert_eq!((actor.as_str(), state.as_str()), ("admin", "accepted"));
+
+    // The audit log refuses every line: the whistle fails and the case stays accepted.
+    sqlx::raw_sql(
+        "create function refuse_audit() returns trigger language plpgsql as
+             $$ begin raise exception 'the audit log is unavailable'; end $$;
+         create trigger refuse_audit before insert on audit_event
+             for each row execute function refuse_audit();",
+    )
+    .execute(app.gw.db.pool())
+    .await
+    .unwrap();
+    let events = format!("select count(*) from case_event where case_id = {id}");
+    let before = count(&app, &events).await;
+    let (status, body) = act(&app, id, json!({"action": "whistle"})).await;
+    assert!(status.is_server_error(), "{status} {body}");
+    assert_eq!(
+        count(&app, &events).await,
+        before,
+        "no event without its audit line"
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!("select count(*) from dispatch_case where id = {id} and state = 'accepted'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "select count(*) from outbox where case_id = {id} and kind = 'whistle_notice'"
+            )
+        )
+        .await,
+        0,
+        "no notice without its audit line"
+    );
+}
+
 #[tokio::test]
 async fn illegal_actions_are_refused_with_the_allowed_ones_and_write_nothing() {
     let app = dispatch_app().await;
@@ -820,6 +893,226 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, seen)
+}
+
+/// The SMS gateway calls back with a receipt per notice, with its own key: a failed one sends the
+/// notice through the webhook again (at most MAX_RECEIPT_FAILURES times), a delivered one
+/// settles it; the case's notices show the last word. Nobody else may post receipts.
+#[tokio::test]
+async fn delivery_receipts_come_from_the_gateway_key_alone_and_failed_ones_resend() {
+    use gridwatch::access::ClientPurpose;
+    use gridwatch::workflow::courier::MAX_RECEIPT_FAILURES;
+    let (url, seen) = receiver(0).await;
+    let app = demo_app_with(|gw| {
+        gw.with_clock(Clock::controllable())
+            .with_notices(NoticeConfig {
+                sms_webhook: Some(url.clone()),
+                supervision_webhook: Some(url.clone()),
+            })
+    })
+    .await;
+    gridwatch::demo::seed_rules(&app.gw).await.unwrap();
+    let case = report(&app, "sewer_blockage", KANGLE.0, KANGLE.1).await["case_id"]
+        .as_i64()
+        .unwrap();
+    act_ok(
+        &app,
+        case,
+        json!({"action": "accept", "difficulty": "complex"}),
+    )
+    .await;
+    act_ok(&app, case, json!({"action": "whistle"})).await;
+    let courier = Courier::new();
+    let (sent, failed) = app.gw.deliver_notices(&courier).await.unwrap();
+    assert_eq!((sent, failed), (2, 0), "opened and notice 1");
+    let (_, notices) = app.get(&format!("/api/v1/cases/{case}/notices")).await;
+    let whistle = notices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "whistle_notice")
+        .unwrap_or_else(|| panic!("{notices}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let opened = format!("case-{case}-opened");
+    let times_sent = |id: &str| seen.lock().unwrap().iter().filter(|s| *s == id).count();
+    assert_eq!(times_sent(&whistle), 1);
+
+    app.gw
+        .add_api_key("短信网关", "sms-key-for-tests", ClientPurpose::SmsGateway)
+        .await
+        .unwrap();
+    let gateway = app.as_caller(Some("sms-key-for-tests".into()));
+    let receipt_uri = |id: &str| format!("/api/v1/notices/{id}/receipt");
+
+    // Failed receipts: sent again each time, until the limit; then it stays failed for people.
+    for n in 1..=MAX_RECEIPT_FAILURES {
+        let (s, outcome) = gateway
+            .post(
+                &receipt_uri(&whistle),
+                &json!({"status": "failed", "detail": "handset unreachable"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{outcome}");
+        assert_eq!(outcome["receipt"], "failed");
+        assert_eq!(outcome["receipt_failures"], n);
+        let resent = n < MAX_RECEIPT_FAILURES;
+        assert_eq!(outcome["pending"], resent, "receipt {n}: {outcome}");
+        // The same receipt twice (the gateway retries its callback) counts once.
+        let (_, again) = gateway
+            .post(
+                &receipt_uri(&whistle),
+                &json!({"status": "failed", "detail": "handset unreachable"}),
+            )
+            .await;
+        assert_eq!(
+            again["receipt_failures"], n,
+            "a repeated receipt counted again: {again}"
+        );
+        let delivered = app.gw.deliver_notices(&courier).await.unwrap();
+        assert_eq!(delivered, (usize::from(resent), 0), "receipt {n}");
+        assert_eq!(times_sent(&whistle), n as usize + usize::from(resent));
+    }
+    let (_, notices) = app.get(&format!("/api/v1/cases/{case}/notices")).await;
+    let shown = notices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == whistle.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(shown["receipt"], "failed", "{shown}");
+    assert_eq!(shown["receipt_detail"], "handset unreachable");
+    assert!(
+        shown["delivered_at"].is_string(),
+        "given up on, not pending: {shown}"
+    );
+    assert_eq!(app.gw.deliver_notices(&courier).await.unwrap(), (0, 0));
+
+    // A delivered receipt settles a notice, and shows.
+    let (s, outcome) = gateway
+        .post(
+            &receipt_uri(&opened),
+            &json!({"status": "delivered", "detail": "ref 88120"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{outcome}");
+    assert_eq!(
+        (outcome["receipt"].as_str(), outcome["pending"].as_bool()),
+        (Some("delivered"), Some(false))
+    );
+    assert_eq!(
+        count(&app, &format!("select count(*) from outbox where id = '{opened}' and receipt = 'delivered' and receipt_detail = 'ref 88120'")).await,
+        1
+    );
+
+    // Bad receipts are named and change nothing.
+    let before = count(
+        &app,
+        "select coalesce(sum(receipt_failures), 0) from outbox",
+    )
+    .await;
+    let (s, b) = gateway
+        .post(
+            &receipt_uri("no-such-notice"),
+            &json!({"status": "delivered"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, b) = gateway
+        .post(&receipt_uri(&opened), &json!({"status": "lost"}))
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("status")),
+        "{b}"
+    );
+    let (s, b) = gateway
+        .post(
+            &receipt_uri(&opened),
+            &json!({"status": "failed", "detail": "x".repeat(501)}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("detail")),
+        "{b}"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "select coalesce(sum(receipt_failures), 0) from outbox"
+        )
+        .await,
+        before
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!("select count(*) from outbox where id = '{opened}' and receipt = 'delivered'")
+        )
+        .await,
+        1
+    );
+
+    // Only the gateway's key: not the admin, not a reporting client, not anonymous callers.
+    app.gw
+        .add_api_key(
+            "12345 hotline",
+            "hotline-key-for-receipts",
+            ClientPurpose::Reports,
+        )
+        .await
+        .unwrap();
+    for (who, caller, want) in [
+        (
+            "admin",
+            app.as_caller(app.token.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "hotline key",
+            app.as_caller(Some("hotline-key-for-receipts".into())),
+            StatusCode::FORBIDDEN,
+        ),
+        ("anonymous", app.as_caller(None), StatusCode::UNAUTHORIZED),
+    ] {
+        let (s, b) = caller
+            .post(&receipt_uri(&opened), &json!({"status": "failed"}))
+            .await;
+        assert_eq!(s, want, "{who}: {b}");
+    }
+    // And the gateway's key files no reports, by the API or by Open311.
+    let (s, b) = gateway
+        .post(
+            "/api/v1/reports",
+            &json!({"category": "sewer_blockage", "lon": KANGLE.0, "lat": KANGLE.1, "source": "resident"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let form = format!(
+        "api_key=sms-key-for-tests&service_code=sewer_blockage&lat={}&long={}",
+        KANGLE.1, KANGLE.0
+    );
+    let (s, _, _) = app
+        .as_caller(None)
+        .raw(
+            "POST",
+            "/open311/v2/requests.json",
+            "application/x-www-form-urlencoded",
+            form.into_bytes(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from outbox where receipt = 'failed' and receipt_failures > 3"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 use crate::support::{demo_app_with, tmp_dir, TestApp};
 use axum::http::StatusCode;
+use gridwatch::access::ClientPurpose;
 use gridwatch::media::exif;
 use gridwatch::workflow::clock::Clock;
 use gridwatch::workflow::Gridwatch;
@@ -139,6 +140,77 @@ async fn a_photo_is_checked_located_stripped_and_thumbnailed() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.get("/api/v1/photos/..%2f..%2fetc").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_anonymous_uploader_reads_their_photo_back_with_its_key_and_nobody_else_does() {
+    let app = app_with_photos(photo_dir()).await;
+    let resident = app.as_caller(None);
+    let bytes = gps_jpeg(640, 480, IN_GRID.0, IN_GRID.1);
+    let (status, photo) = upload(&resident, "image/jpeg", bytes.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{photo}");
+    let id = photo["id"].as_str().unwrap().to_owned();
+    let thumb_url = photo["thumbnail_url"].as_str().unwrap().to_owned();
+    let key = thumb_url
+        .split_once("?key=")
+        .map(|(_, k)| k.to_owned())
+        .expect("the uploader's thumbnail URL carries its key");
+    assert_eq!(key.len(), 32);
+    assert_eq!(photo["url"], format!("/api/v1/photos/{id}?key={key}"));
+
+    // With the key, no log-in is needed, for the thumbnail and the photo.
+    for url in [thumb_url.as_str(), photo["url"].as_str().unwrap()] {
+        let (status, ct, bytes) = resident.raw("GET", url, "", vec![]).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (StatusCode::OK, "image/jpeg"),
+            "{url}"
+        );
+        assert!(image::load_from_memory(&bytes).is_ok());
+    }
+    // Without it, or with a wrong one, or with another photo's, the rule for photos applies.
+    let (other_status, other) = upload(
+        &resident,
+        "image/jpeg",
+        gps_jpeg(320, 240, IN_GRID.0, IN_GRID.1),
+    )
+    .await;
+    assert_eq!(other_status, StatusCode::CREATED);
+    let other_key = other["url"]
+        .as_str()
+        .unwrap()
+        .split_once("?key=")
+        .unwrap()
+        .1
+        .to_owned();
+    assert_ne!(other_key, key);
+    let mut wrong = key.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    for query in [
+        String::new(),
+        format!("?key={wrong}"),
+        format!("?key={other_key}"),
+        "?key=".into(),
+    ] {
+        let url = format!("/api/v1/photos/{id}/thumbnail{query}");
+        let (status, _, _) = resident.raw("GET", &url, "", vec![]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{url}");
+    }
+    // The same bytes uploaded again answer with the same key; staff need none.
+    let (_, again) = upload(&resident, "image/jpeg", bytes).await;
+    assert_eq!(again["thumbnail_url"], thumb_url.as_str());
+    let (status, _, _) = app
+        .raw("GET", &format!("/api/v1/photos/{id}/thumbnail"), "", vec![])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The key comes from a secret the database keeps, so every process on it agrees.
+    let secret: String =
+        sqlx::query_scalar("select value from meta where key = 'photo_key_secret'")
+            .fetch_one(app.gw.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(gridwatch::access::password::photo_key(&secret, &id), key);
 }
 
 #[tokio::test]
@@ -300,7 +372,10 @@ async fn a_report_takes_its_photos_and_keeps_its_reporter_private() {
 #[tokio::test]
 async fn open311_takes_a_photo_as_a_multipart_media_upload() {
     let app = app_with_photos(photo_dir()).await;
-    app.gw.add_api_key("test client", "k-test").await.unwrap();
+    app.gw
+        .add_api_key("test client", "k-test", ClientPurpose::Reports)
+        .await
+        .unwrap();
     let jpeg = gps_jpeg(320, 240, IN_GRID.0, IN_GRID.1);
     let boundary = "gw-boundary-7d3";
     let mut body = Vec::new();
