@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod analysis;
+pub mod backup;
 pub mod bench;
 pub mod bench_dispatch;
 pub mod bench_hotspots;

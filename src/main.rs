@@ -17,6 +17,10 @@ use std::path::PathBuf;
     about = "Grid mapping and incident heatmaps for urban grid governance"
 )]
 struct Cli {
+    /// log lines as `text` (for people) or `json` (one object per line, for a log collector)
+    #[arg(long, global = true, env = "GRIDWATCH_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -310,6 +314,18 @@ enum SamplesCommand {
 
 #[derive(Subcommand)]
 enum DbCommand {
+    /// Write the whole database to FILE (pg_dump's custom format); photos are not in it.
+    Backup {
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Restore FILE into an empty database (all or nothing), then migrate it to this version.
+    Restore {
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Stop an embedded cluster left running in the data directory.
     Stop {
         #[arg(long, env = "GRIDWATCH_DATA_DIR", default_value = "./var")]
@@ -409,23 +425,31 @@ fn sketch_command(
     Ok(())
 }
 
-fn init_tracing() {
+/// Logs go to standard error, filtered by `RUST_LOG`; as JSON lines with `json`.
+fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        logs.init();
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
     // An empty DATABASE_URL means "not set": use the embedded cluster.
     if std::env::var_os("DATABASE_URL").is_some_and(|v| v.is_empty()) {
         std::env::remove_var("DATABASE_URL");
     }
     let cli = Cli::parse();
+    init_tracing(&cli.log_format);
     match cli.command {
         Command::Serve {
             listen,
@@ -644,6 +668,27 @@ async fn main() -> anyhow::Result<()> {
             );
             let (ms, issues, fixes) = evaluation::clean_demo_coverage()?;
             println!("validate + clean of the 704 demo grids, community by community: {ms:.0} ms ({issues} issues, {fixes} fixes)");
+            Ok(())
+        }
+        Command::Db {
+            command: DbCommand::Backup { file, db },
+        } => {
+            let held =
+                gridwatch::backup::backup(db.database_url.as_deref(), &db.data_dir, &file).await?;
+            let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "backed up {held} to {} ({:.1} MB); copy the photo folder beside it",
+                file.display(),
+                bytes as f64 / 1e6
+            );
+            Ok(())
+        }
+        Command::Db {
+            command: DbCommand::Restore { file, db },
+        } => {
+            let held =
+                gridwatch::backup::restore(db.database_url.as_deref(), &db.data_dir, &file).await?;
+            println!("restored {held} from {}", file.display());
             Ok(())
         }
         Command::Db {

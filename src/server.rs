@@ -13,6 +13,46 @@ use sqlx::postgres::PgConnectOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Where the database lives, before anything is migrated: the server `DATABASE_URL` names, or
+/// the embedded cluster in the data directory (started, and stopped by its drop).
+pub struct Server {
+    pub options: PgConnectOptions,
+    pub cluster: Option<ManagedCluster>,
+}
+
+impl Server {
+    pub async fn start(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Server> {
+        Ok(match database_url {
+            Some(url) => Server {
+                options: url
+                    .parse::<PgConnectOptions>()
+                    .context("DATABASE_URL is not a valid postgres:// URL")?,
+                cluster: None,
+            },
+            None => {
+                let dir = data_dir.to_owned();
+                let cluster = tokio::task::spawn_blocking(move || ManagedCluster::start(&dir))
+                    .await?
+                    .context("starting the embedded PostgreSQL cluster")?;
+                Server {
+                    options: cluster.connect_options("gridwatch"),
+                    cluster: Some(cluster),
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(c) = self.cluster.take() {
+            if let Err(e) = c.stop() {
+                tracing::error!("stopping PostgreSQL: {e}");
+            }
+        }
+    }
+}
+
 /// The database a command works on. Stops the embedded cluster when dropped.
 pub struct Database {
     pub db: Db,
@@ -24,20 +64,8 @@ pub struct Database {
 impl Database {
     /// Connects to `database_url`, or creates/starts the embedded cluster in `data_dir`.
     pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Database> {
-        let (options, cluster) = match database_url {
-            Some(url) => (
-                url.parse::<PgConnectOptions>()
-                    .context("DATABASE_URL is not a valid postgres:// URL")?,
-                None,
-            ),
-            None => {
-                let dir = data_dir.to_owned();
-                let cluster = tokio::task::spawn_blocking(move || ManagedCluster::start(&dir))
-                    .await?
-                    .context("starting the embedded PostgreSQL cluster")?;
-                (cluster.connect_options("gridwatch"), Some(cluster))
-            }
-        };
+        let mut server = Server::start(database_url, data_dir).await?;
+        let (options, cluster) = (server.options.clone(), server.cluster.take());
         match Db::connect(options).await {
             Ok(db) => Ok(Database {
                 db,
@@ -209,13 +237,28 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         }
     })
     .await?;
-    tracing::info!("shutting down");
+    tracing::info!("requests drained, shutting down");
     for task in background {
         let _ = task.await;
+    }
+    // The requests are answered: send the notices they wrote now, for a bounded time; what is
+    // left waits in the outbox for the next start.
+    let courier = crate::workflow::courier::Courier::new();
+    let drain = gw.deliver_notices(&courier);
+    match tokio::time::timeout(OUTBOX_DRAIN, drain).await {
+        Ok(Ok((sent, failed))) => tracing::info!(sent, failed, "outbox drained"),
+        Ok(Err(e)) => tracing::warn!("draining the outbox: {e}"),
+        Err(_) => tracing::warn!(
+            "the outbox was not drained within {} s; the rest goes out at the next start",
+            OUTBOX_DRAIN.as_secs()
+        ),
     }
     database.close().await;
     Ok(())
 }
+
+/// How long shutdown waits for the last notices to go out.
+const OUTBOX_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Creates `dir` if needed and proves a file can be written there.
 fn check_writable(dir: &Path) -> std::io::Result<()> {

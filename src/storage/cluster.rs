@@ -367,6 +367,13 @@ fn path_hash(p: &Path) -> String {
     format!("{h:016x}")
 }
 
+/// The PostgreSQL client program `name` (pg_dump, pg_restore) of the same installation the
+/// embedded cluster uses; `None` when no PostgreSQL installation is found.
+pub fn pg_tool(name: &str) -> Option<PathBuf> {
+    let bin = find_bin_dir()?.join(name);
+    bin.exists().then_some(bin)
+}
+
 /// The PostgreSQL bin directory to use: `GRIDWATCH_PG_BIN`, else the newest Debian-style
 /// `/usr/lib/postgresql/N/bin` (preferring one whose PostGIS extension is installed), else PATH.
 fn find_bin_dir() -> Option<PathBuf> {

@@ -153,7 +153,8 @@ pub(crate) async fn claim_marker(conn: &mut sqlx::PgConnection, marker: &str) ->
     Ok(n == 1)
 }
 
-async fn ensure_database(options: &PgConnectOptions) -> Result<()> {
+/// Creates the database `options` names if it does not exist (when the server lets us).
+pub async fn ensure_database(options: &PgConnectOptions) -> Result<()> {
     let Some(name) = options.get_database().map(str::to_owned) else {
         return Ok(());
     };

@@ -6,6 +6,7 @@
 mod access;
 mod api;
 mod api_contract;
+mod backup;
 mod browser;
 mod cli;
 mod crs_reference;

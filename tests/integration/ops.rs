@@ -186,3 +186,69 @@ async fn readiness_tells_the_truth_when_the_database_is_gone() {
         Some(0.0)
     );
 }
+
+/// `--log-format json`: every line the service logs is one JSON object with its time, level and
+/// target, and shutdown reports that the requests were drained, then the outbox.
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_through_to_the_drained_shutdown() {
+    use std::io::{BufRead, BufReader, Read};
+    let (_db, options) = crate::support::fresh_db().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gridwatch"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("DATABASE_URL", crate::support::url_of(&options))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut all = String::new();
+        stderr.read_to_string(&mut all).unwrap();
+        all
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = stdout
+            .next()
+            .expect("gridwatch exited before serving")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("gridwatch is serving ") {
+            break rest.trim_end_matches('/').to_owned();
+        }
+    };
+    let answer = reqwest::get(format!("{base}/api/v1/categories"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    let logs = logs.join().unwrap();
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{logs}");
+    for l in &lines {
+        assert!(
+            l["timestamp"].is_string() && l["level"].is_string() && l["target"].is_string(),
+            "{l}"
+        );
+    }
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    let drained = messages
+        .iter()
+        .position(|m| *m == "requests drained, shutting down")
+        .unwrap_or_else(|| panic!("{messages:?}"));
+    let outbox = lines
+        .iter()
+        .position(|l| l["message"] == "outbox drained")
+        .unwrap_or_else(|| panic!("{messages:?}"));
+    assert!(drained < outbox, "the outbox is drained after the requests");
+    assert!(lines[outbox]["sent"].is_number(), "{}", lines[outbox]);
+}
