@@ -94,8 +94,21 @@ impl Courier {
 impl Gridwatch {
     /// Delivers every notice that is due now; returns (delivered, failed).
     pub async fn deliver_notices(&self, courier: &Courier) -> Result<(usize, usize)> {
+        self.deliver_notices_while(courier, || true).await
+    }
+
+    /// [`Gridwatch::deliver_notices`], batch by batch while `go_on()` says so: the courier stops
+    /// between batches when the service shuts down, however long the backlog.
+    async fn deliver_notices_while(
+        &self,
+        courier: &Courier,
+        go_on: impl Fn() -> bool,
+    ) -> Result<(usize, usize)> {
         let (mut ok, mut failed) = (0, 0);
         loop {
+            if !go_on() {
+                return Ok((ok, failed));
+            }
             let batch = self
                 .db
                 .claim_notices(self.clock.now(), BATCH, LEASE)
@@ -184,7 +197,8 @@ impl Gridwatch {
 pub async fn run(gw: Gridwatch, mut stop: watch::Receiver<bool>) {
     let courier = Courier::new();
     loop {
-        if let Err(e) = gw.deliver_notices(&courier).await {
+        let delivered = gw.deliver_notices_while(&courier, || !*stop.borrow()).await;
+        if let Err(e) = delivered {
             tracing::warn!("notice delivery failed, retrying: {e}");
         }
         tokio::select! {

@@ -2,49 +2,12 @@
 //! pg_restore): the demo database restored into a fresh one gives the same answers; a restore
 //! into a database that holds data, or from a damaged file, changes nothing.
 
-use crate::support::{server, spawn_app, tmp_dir, url_of, TestApp};
+use crate::support::{empty_db, gridwatch_cli as cli, spawn_app, tmp_dir, url_of, TestApp};
 use axum::http::StatusCode;
 use gridwatch::http::{app, AppState, HttpConfig};
 use gridwatch::workflow::Gridwatch;
 use serde_json::Value;
 use sqlx::ConnectOptions;
-use std::process::Command;
-
-async fn cli(args: &[&str], url: &str) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_gridwatch"))
-            .args(&args)
-            .env("DATABASE_URL", url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-/// A new database with nothing in it, not even the migrations.
-async fn empty_db(tag: &str) -> sqlx::postgres::PgConnectOptions {
-    let name = format!("gw_t_{}_{tag}", std::process::id());
-    let mut conn = server()
-        .options
-        .clone()
-        .database("postgres")
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query(&format!("drop database if exists {name} with (force)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(&format!("create database {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    server().options.clone().database(&name)
-}
 
 /// The answers a dispatcher, a leader and a resident would read.
 async fn answers(app: &TestApp) -> Vec<(String, Value)> {

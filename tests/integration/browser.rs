@@ -83,11 +83,10 @@ async fn map_page_renders_grids_and_heatmap() {
 async fn dispatch_console_runs_the_whistle_loop() {
     run_script_with("browser/dispatch.mjs", &["--controllable-clock"], |url| {
         // The SMS gateway's key, as an operator makes it.
-        let out = Command::new(env!("CARGO_BIN_EXE_gridwatch"))
-            .args(["apikey", "create", "短信网关", "--purpose", "sms-gateway"])
-            .env("DATABASE_URL", url)
-            .output()
-            .unwrap();
+        let out = crate::support::gridwatch_cli_blocking(
+            &["apikey", "create", "短信网关", "--purpose", "sms-gateway"],
+            url,
+        );
         assert!(
             out.status.success(),
             "{}",

@@ -1,7 +1,7 @@
 //! The command-line contract: `serve` with the embedded cluster (create, restart, recover
 //! after kill -9, stop on SIGTERM) and `regions import`.
 
-use crate::support::{fresh_db, tmp_dir, url_of, Child};
+use crate::support::{fresh_db, gridwatch_cli, tmp_dir, url_of, Child};
 use std::path::Path;
 use std::process::Command;
 
@@ -166,22 +166,6 @@ async fn dispatch_benchmark_prints_figures_and_fires_each_deadline_once() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
-}
-
-/// Runs `gridwatch ARGS` against the database at `url`.
-async fn gridwatch_cli(args: &[&str], url: &str) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_gridwatch"))
-            .args(&args)
-            .env("DATABASE_URL", url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 /// `gridwatch apikey create` prints a new key once and stores only its hash, which then opens

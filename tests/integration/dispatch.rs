@@ -895,14 +895,10 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, seen)
 }
 
-/// The SMS gateway calls back with a receipt per notice, with its own key: a failed one sends the
-/// notice through the webhook again (at most MAX_RECEIPT_FAILURES times), a delivered one
-/// settles it; the case's notices show the last word. Nobody else may post receipts.
-#[tokio::test]
-async fn delivery_receipts_come_from_the_gateway_key_alone_and_failed_ones_resend() {
-    use gridwatch::access::ClientPurpose;
-    use gridwatch::workflow::courier::MAX_RECEIPT_FAILURES;
-    let (url, seen) = receiver(0).await;
+/// A service whose notices go to a webhook receiver that fails its first `fail_first` calls,
+/// with one sewer case accepted and whistled; the receiver's list of notice ids it kept.
+async fn whistled_with_webhook(fail_first: usize) -> (TestApp, i64, Arc<Mutex<Vec<String>>>) {
+    let (url, seen) = receiver(fail_first).await;
     let app = demo_app_with(|gw| {
         gw.with_clock(Clock::controllable())
             .with_notices(NoticeConfig {
@@ -922,6 +918,17 @@ async fn delivery_receipts_come_from_the_gateway_key_alone_and_failed_ones_resen
     )
     .await;
     act_ok(&app, case, json!({"action": "whistle"})).await;
+    (app, case, seen)
+}
+
+/// The SMS gateway calls back with a receipt per notice, with its own key: a failed one sends the
+/// notice through the webhook again (at most MAX_RECEIPT_FAILURES times), a delivered one
+/// settles it; the case's notices show the last word. Nobody else may post receipts.
+#[tokio::test]
+async fn delivery_receipts_come_from_the_gateway_key_alone_and_failed_ones_resend() {
+    use gridwatch::access::ClientPurpose;
+    use gridwatch::workflow::courier::MAX_RECEIPT_FAILURES;
+    let (app, case, seen) = whistled_with_webhook(0).await;
     let courier = Courier::new();
     let (sent, failed) = app.gw.deliver_notices(&courier).await.unwrap();
     assert_eq!((sent, failed), (2, 0), "opened and notice 1");
@@ -1117,26 +1124,7 @@ async fn delivery_receipts_come_from_the_gateway_key_alone_and_failed_ones_resen
 
 #[tokio::test]
 async fn notices_reach_the_webhook_at_least_once_with_retries() {
-    let (url, seen) = receiver(3).await;
-    let app = demo_app_with(|gw| {
-        gw.with_clock(Clock::controllable())
-            .with_notices(NoticeConfig {
-                sms_webhook: Some(url.clone()),
-                supervision_webhook: Some(url.clone()),
-            })
-    })
-    .await;
-    gridwatch::demo::seed_rules(&app.gw).await.unwrap();
-    let id = report(&app, "sewer_blockage", KANGLE.0, KANGLE.1).await["case_id"]
-        .as_i64()
-        .unwrap();
-    act_ok(
-        &app,
-        id,
-        json!({"action": "accept", "difficulty": "complex"}),
-    )
-    .await;
-    act_ok(&app, id, json!({"action": "whistle"})).await;
+    let (app, _case, seen) = whistled_with_webhook(3).await;
     app.gw.clock.advance(chrono::Duration::minutes(61)).unwrap();
     app.gw.escalate_due().await.unwrap();
     let courier = Courier::new();

@@ -110,6 +110,49 @@ pub async fn fresh_db() -> (Db, PgConnectOptions) {
     (db, options)
 }
 
+/// A new database with nothing in it, not even the migrations (`tag` names it).
+pub async fn empty_db(tag: &str) -> PgConnectOptions {
+    template().await;
+    let name = format!("gw_t_{}_{tag}", std::process::id());
+    let mut conn = server()
+        .options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .unwrap();
+    for sql in [
+        format!("drop database if exists {name} with (force)"),
+        format!("create database {name}"),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.ok();
+    server().options.clone().database(&name)
+}
+
+/// Runs the `gridwatch` binary with `args` against the database `url` (quiet logs).
+pub fn gridwatch_cli_blocking(args: &[&str], url: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gridwatch"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// [`gridwatch_cli_blocking`] off the async runtime's threads.
+pub async fn gridwatch_cli(args: &[&str], url: &str) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        gridwatch_cli_blocking(&args, &url)
+    })
+    .await
+    .unwrap()
+}
+
 /// A `postgres://` URL for a database of the test server, for child processes.
 pub fn url_of(options: &PgConnectOptions) -> String {
     let db = options.get_database().unwrap_or("postgres");
