@@ -5,7 +5,7 @@
 //! when complete; a restore goes into an empty database in one transaction, so it is all there or
 //! not at all. Photos live on disk (`--photo-dir`) and are copied beside the dump by the operator.
 
-use crate::server::{Database, Server};
+use crate::server::Server;
 use crate::storage::cluster::pg_tool;
 use anyhow::Context;
 use sqlx::{ConnectOptions, Connection};
@@ -31,14 +31,14 @@ impl std::fmt::Display for Contents {
     }
 }
 
-async fn contents(db: &crate::storage::Db) -> anyhow::Result<Contents> {
+async fn contents(conn: &mut sqlx::PgConnection) -> anyhow::Result<Contents> {
     let (regions, reports, cases, accounts): (i64, i64, i64, i64) = sqlx::query_as(
         "select (select count(*) from region), (select count(*) from report),
                 (select count(*) from dispatch_case), (select count(*) from account)",
     )
-    .fetch_one(db.pool())
+    .fetch_one(conn)
     .await
-    .context("counting what the database holds")?;
+    .context("counting what the database holds (is it a gridwatch database?)")?;
     Ok(Contents {
         regions,
         reports,
@@ -74,36 +74,34 @@ fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a backup of the service's database to `file`; returns what it holds.
+/// Writes a backup of the service's database to `file`, as it is (a backup never migrates
+/// what it copies); returns what it holds.
 pub async fn backup(
     database_url: Option<&str>,
     data_dir: &Path,
     file: &Path,
 ) -> anyhow::Result<Contents> {
-    let database = Database::open(database_url, data_dir).await?;
-    let result = async {
-        let held = contents(&database.db).await?;
-        let url = match database_url {
-            Some(given) => given.to_owned(),
-            None => database.url("gridwatch")?,
-        };
-        let partial = file.with_extension("partial");
-        let mut cmd = Command::new(tool("pg_dump")?);
-        cmd.args(["--format=custom", "--no-owner", "--no-privileges", "--file"])
-            .arg(&partial)
-            .arg(&url);
-        let dumped = tokio::task::spawn_blocking(move || run(cmd, "pg_dump")).await?;
-        if let Err(e) = dumped {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-        std::fs::rename(&partial, file)
-            .with_context(|| format!("moving the backup to {}", file.display()))?;
-        anyhow::Ok(held)
+    let server = Server::start(database_url, data_dir).await?;
+    let mut conn = server
+        .options
+        .connect()
+        .await
+        .context("connecting to the database to back up")?;
+    let held = contents(&mut conn).await?;
+    conn.close().await.ok();
+    let partial = file.with_extension("partial");
+    let mut cmd = Command::new(tool("pg_dump")?);
+    cmd.args(["--format=custom", "--no-owner", "--no-privileges", "--file"])
+        .arg(&partial)
+        .arg(tool_url(database_url, &server)?);
+    if let Err(e) = tokio::task::spawn_blocking(move || run(cmd, "pg_dump")).await? {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
     }
-    .await;
-    database.close().await;
-    result
+    std::fs::rename(&partial, file)
+        .with_context(|| format!("moving the backup to {}", file.display()))?;
+    drop(server);
+    Ok(held)
 }
 
 /// Restores `file` into the service's database, which must hold no gridwatch data yet; then
@@ -155,7 +153,13 @@ pub async fn restore(
         .context("the backup was not restored; the database is as it was")?;
     // Migrations newer than the backup run now.
     let db = crate::storage::Db::connect(server.options.clone()).await?;
-    let held = contents(&db).await;
+    let mut conn = db
+        .pool()
+        .acquire()
+        .await
+        .context("reading the restored database")?;
+    let held = contents(&mut conn).await;
+    drop(conn);
     db.pool().close().await;
     drop(server);
     held

@@ -84,6 +84,17 @@ async fn template() {
     .await;
 }
 
+/// A connection to the test server's `postgres` database, to create and drop databases.
+async fn maintenance_conn() -> sqlx::PgConnection {
+    server()
+        .options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .unwrap()
+}
+
 /// A fresh, migrated, empty database for one test.
 pub async fn fresh_db() -> (Db, PgConnectOptions) {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -93,13 +104,7 @@ pub async fn fresh_db() -> (Db, PgConnectOptions) {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     );
-    let mut conn = server()
-        .options
-        .clone()
-        .database("postgres")
-        .connect()
-        .await
-        .unwrap();
+    let mut conn = maintenance_conn().await;
     sqlx::query(&format!("create database {name} template {TEMPLATE}"))
         .execute(&mut conn)
         .await
@@ -114,13 +119,7 @@ pub async fn fresh_db() -> (Db, PgConnectOptions) {
 pub async fn empty_db(tag: &str) -> PgConnectOptions {
     template().await;
     let name = format!("gw_t_{}_{tag}", std::process::id());
-    let mut conn = server()
-        .options
-        .clone()
-        .database("postgres")
-        .connect()
-        .await
-        .unwrap();
+    let mut conn = maintenance_conn().await;
     for sql in [
         format!("drop database if exists {name} with (force)"),
         format!("create database {name}"),
