@@ -92,17 +92,29 @@ enum Command {
         command: DemoCommand,
     },
     /// Benchmark: `locate` (in memory vs PostGIS), `dispatch` (intake and the scheduler),
-    /// `import` (bulk report import), `hotspots` (Gi* vs esda) or `tiles` (vs Martin).
+    /// `import` (bulk report import), `hotspots` (Gi* vs esda), `tiles` (vs Martin) or `scale`
+    /// (the index's memory and latency from 1k to 1M grids, vs PostGIS).
     Bench {
         /// locate: assign random points to the demo grids in memory and with PostGIS;
         /// dispatch: routing + case creation throughput, and 100,000 open deadlines
         /// import: `reports import` of a generated hotline CSV against a bare COPY
         /// hotspots: Gi* with permutations over the demo grids against PySAL esda
         /// tiles: incident tiles at z10/z13/z16, cold and warm, against Martin (scripts/bench-tiles)
-        #[arg(default_value = "locate", value_parser = ["locate", "dispatch", "import", "hotspots", "tiles"])]
+        /// scale: the index over synthetic cities of --grids grids against a PostGIS GiST table
+        #[arg(default_value = "locate", value_parser = ["locate", "dispatch", "import", "hotspots", "tiles", "scale"])]
         what: String,
         #[arg(long, default_value_t = 1_000_000)]
         points: usize,
+        /// scale: grid counts, comma-separated
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,10000,100000,1000000"
+        )]
+        grids: Vec<usize>,
+        /// scale: points queried from PostGIS per size
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
         /// import: rows in the generated CSV
         #[arg(long, default_value_t = 200_000)]
         rows: usize,
@@ -595,9 +607,19 @@ async fn main() -> anyhow::Result<()> {
             repeats,
             martin,
             keep,
+            grids,
+            queries,
             data_dir,
             database_url,
         } => match what.as_str() {
+            "scale" => {
+                let opts = gridwatch::bench_scale::Options {
+                    grids,
+                    points: points.min(1_000_000),
+                    queries,
+                };
+                gridwatch::bench_scale::run(opts, database_url.as_deref(), &data_dir).await
+            }
             "tiles" => {
                 let opts = gridwatch::bench_tiles::Options {
                     incidents,

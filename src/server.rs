@@ -208,8 +208,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             secure_cookies: opts.secure_cookies,
         },
     );
-    // The escalation scheduler, the notice courier and the tile cache's change feed run beside
-    // the server until shutdown.
+    // The escalation scheduler, the notice courier, the tile cache's change feed and the
+    // database's health watcher run beside the server until shutdown.
     let gw = state.gw.clone();
     let background = [
         tokio::spawn(crate::workflow::scheduler::run(gw.clone(), gw.stopping())),
@@ -218,6 +218,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             gw.clone(),
             gw.stopping(),
         )),
+        tokio::spawn(crate::storage::health::watch(gw.db.clone(), gw.stopping())),
     ];
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await

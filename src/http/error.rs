@@ -41,6 +41,9 @@ pub enum ApiError {
     ServiceUnavailable(String),
     /// 503: the database does not answer
     Unavailable(String),
+    /// 503: the database is known to be down (`storage::health`); the watcher logged the
+    /// outage once, so the refusal itself is not logged
+    DatabaseDown(String),
     Internal(String),
 }
 
@@ -78,30 +81,25 @@ impl From<WorkflowError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        if let StorageError::Db(sqlx_err, _) = &e {
-            match sqlx_err {
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                    return ApiError::Unavailable(e.to_string());
+        if e.is_unavailable() {
+            return ApiError::Unavailable(e.to_string());
+        }
+        if let StorageError::Db(sqlx::Error::Database(d), _) = &e {
+            // Constraint violations are the client's doing: name the constraint.
+            if let Some(code) = d.code() {
+                // Text PostgreSQL cannot store (a NUL character): the client's.
+                if code == "22021" || code == "22P05" {
+                    return ApiError::bad_request(
+                        "text with a NUL character (U+0000) cannot be stored or searched",
+                        None,
+                    );
                 }
-                sqlx::Error::Database(d) => {
-                    // Constraint violations are the client's doing: name the constraint.
-                    if let Some(code) = d.code() {
-                        // Text PostgreSQL cannot store (a NUL character): the client's.
-                        if code == "22021" || code == "22P05" {
-                            return ApiError::bad_request(
-                                "text with a NUL character (U+0000) cannot be stored or searched",
-                                None,
-                            );
-                        }
-                        if code == "23503" || code == "23514" || code == "23505" {
-                            return ApiError::invalid(
-                                d.constraint().unwrap_or("request"),
-                                d.message().to_owned(),
-                            );
-                        }
-                    }
+                if code == "23503" || code == "23514" || code == "23505" {
+                    return ApiError::invalid(
+                        d.constraint().unwrap_or("request"),
+                        d.message().to_owned(),
+                    );
                 }
-                _ => {}
             }
         }
         ApiError::Internal(e.to_string())
@@ -187,6 +185,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use ErrorCode as C;
         let mut retry_seconds: Option<String> = None;
+        let database_down = matches!(self, ApiError::Unavailable(_));
         let (status, detail, retry_after) = match self {
             ApiError::Unauthenticated(message) => (
                 StatusCode::UNAUTHORIZED,
@@ -290,6 +289,11 @@ impl IntoResponse for ApiError {
                     Some("5"),
                 )
             }
+            ApiError::DatabaseDown(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorDetail::new(C::Unavailable, message),
+                Some("5"),
+            ),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (
@@ -307,6 +311,9 @@ impl IntoResponse for ApiError {
         if let Some(v) = retry_seconds.and_then(|s| axum::http::HeaderValue::from_str(&s).ok()) {
             resp.headers_mut().insert("retry-after", v);
         }
+        if database_down {
+            resp.extensions_mut().insert(DatabaseUnavailable);
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 "www-authenticate",
@@ -318,3 +325,8 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Marks a response that failed because the database could not be reached, so that the
+/// database gate can have the breaker probe at once (see `storage::health`).
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUnavailable;

@@ -69,6 +69,24 @@ impl AppState {
     }
 }
 
+/// Logs a failed response: 5xx at error level, except a 503, whose cause (the database down,
+/// the photo folder unwritable) is logged once where it is found, so that an outage does not
+/// write a line per refused request.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass as Class;
+    let latency_ms = latency.as_millis() as u64;
+    match class {
+        Class::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms, "answered 503")
+        }
+        other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
+}
+
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
     let web_dir = state.config.web_dir.clone();
@@ -178,7 +196,12 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::guard,
         ))
-        .fallback(api_not_found);
+        .fallback(api_not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::database_gate,
+        ));
+    let gate = || axum::middleware::from_fn_with_state(state.clone(), ops::database_gate);
     let metrics = Arc::new(ops::HttpMetrics::default());
     let scraped = metrics.clone();
     Router::new()
@@ -190,7 +213,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/openapi.json", get(openapi::serve))
         .route("/tiles/{file}", get(tiles::tilejson))
-        .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::tile))
+        .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::tile).layer(gate()))
         .route(
             "/api/docs",
             get(|| async { axum::response::Redirect::permanent("/api-docs.html") }),
@@ -198,7 +221,8 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/open311/v2/{*path}",
             axum::routing::any(open311::handle)
-                .layer(DefaultBodyLimit::max(photos::PHOTO_BODY_LIMIT + 64 * 1024)),
+                .layer(DefaultBodyLimit::max(photos::PHOTO_BODY_LIMIT + 64 * 1024))
+                .layer(gate()),
         )
         .nest("/api/v1", api)
         .nest_service(
@@ -220,7 +244,7 @@ pub fn app(state: AppState) -> Router {
         .fallback_service(ServeDir::new(&web_dir))
         .layer(
             ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http())
+                .layer(TraceLayer::new_for_http().on_failure(log_failure))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     Duration::from_secs(60),

@@ -103,11 +103,36 @@ fn respond(status: StatusCode, format: Format, root: &str, value: Value) -> Resp
 
 fn error(format: Format, e: Open311Error) -> Response {
     let status = StatusCode::from_u16(e.code).unwrap_or(StatusCode::BAD_REQUEST);
-    respond(
+    let mut response = respond(
         status,
         format,
         "errors",
         json!([{"code": e.code, "description": e.description}]),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+        if e.description == crate::workflow::open311::DATABASE_UNAVAILABLE {
+            response
+                .extensions_mut()
+                .insert(super::error::DatabaseUnavailable);
+        }
+    }
+    response
+}
+
+/// The 503 the database gate answers while the database is down, in the format `path` (what
+/// follows `/open311/v2/`) asks for.
+pub(super) fn database_unavailable(path: &str) -> Response {
+    let format = parse_path(path).map_or(Format::Json, |(_, f)| f);
+    error(
+        format,
+        Open311Error {
+            code: 503,
+            description: crate::workflow::open311::DATABASE_UNAVAILABLE.into(),
+        },
     )
 }
 

@@ -139,6 +139,38 @@ pub(super) async fn track(
     response
 }
 
+/// While the database is known to be down (`storage::health`), answers requests that need it
+/// with 503 and Retry-After at once, in the API's error format or Open311's, instead of letting
+/// each wait out the pool's acquire timeout. A response that failed for want of the database
+/// has the watcher probe at once.
+pub(super) async fn database_gate(
+    State(s): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let health = s.gw.db.health();
+    if health.is_down() {
+        let path = request.uri().path();
+        return match path.strip_prefix("/open311/v2/") {
+            Some(rest) => super::open311::database_unavailable(rest),
+            None => super::error::ApiError::DatabaseDown(format!(
+                "the database is unavailable (no answer for {:.1} s); try again shortly",
+                health.down_for().unwrap_or_default().as_secs_f64()
+            ))
+            .into_response(),
+        };
+    }
+    let response = next.run(request).await;
+    if response
+        .extensions()
+        .get::<super::error::DatabaseUnavailable>()
+        .is_some()
+    {
+        health.suspect();
+    }
+    response
+}
+
 /// `GET /readyz`: 200 when the database answers within 2 s and the region index is loaded,
 /// else 503 with `Retry-After` and what is wrong.
 pub(super) async fn readyz(State(s): State<AppState>) -> Response {

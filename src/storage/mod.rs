@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod cluster;
 pub mod dashboard;
 pub mod dispatch;
+pub mod health;
 pub mod open311;
 pub mod photos;
 pub mod redraw;
@@ -19,7 +20,12 @@ use geozero::wkb::{FromWkb, WkbDialect};
 use geozero::{CoordDimensions, ToWkb};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The longest a request waits for a pooled connection. Past it the request is answered 503
+/// (with Retry-After): under an overload or a database outage, callers are told, not held.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -46,6 +52,33 @@ impl StorageError {
             _ => false,
         }
     }
+
+    /// The database could not be reached or is going away (no connection in time, a broken
+    /// connection, a server shutting down or starting up, too many connections): the request
+    /// may succeed if tried again later, and says nothing about the data.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StorageError::Db(e, _) => is_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// See [`StorageError::is_unavailable`].
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            // 08: connection exception; 57P01-03: admin or crash shutdown, cannot connect now;
+            // 53300: too many connections
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 /// Attaches what we were doing to a sqlx error, in the manner of `map_err(db("loading x"))`.
@@ -57,6 +90,7 @@ pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StorageEr
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
+    health: Arc<health::DbHealth>,
 }
 
 impl Db {
@@ -70,12 +104,15 @@ impl Db {
         ensure_database(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(db("connecting"))?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            health: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -90,6 +127,11 @@ impl Db {
     /// True when the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("select 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Whether the database is known to be down (see [`health`]).
+    pub fn health(&self) -> &health::DbHealth {
+        &self.health
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {

@@ -175,6 +175,12 @@ impl Gridwatch {
             .unwrap_or_default()
             .trim()
             .to_owned();
+        if description.contains('\0') {
+            return Err(WorkflowError::invalid(
+                "description",
+                "contains a NUL character (U+0000), which cannot be stored",
+            ));
+        }
         if description.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(WorkflowError::invalid(
                 "description",

@@ -48,6 +48,9 @@ impl Open311Error {
     }
 }
 
+/// The description of a 503 for want of the database.
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable; try again shortly";
+
 impl From<WorkflowError> for Open311Error {
     fn from(e: WorkflowError) -> Self {
         match e {
@@ -67,6 +70,13 @@ impl From<WorkflowError> for Open311Error {
                 code: 503,
                 description: m,
             },
+            WorkflowError::Storage(s) if s.is_unavailable() => {
+                tracing::error!("open311: {s}");
+                Open311Error {
+                    code: 503,
+                    description: DATABASE_UNAVAILABLE.into(),
+                }
+            }
             other => {
                 tracing::error!("open311: {other}");
                 Open311Error {

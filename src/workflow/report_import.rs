@@ -510,6 +510,9 @@ impl Gridwatch {
                     Some(x) if x.chars().count() > 100 => {
                         Err(format!("external_ref {x:?} is longer than 100 characters"))
                     }
+                    Some(x) if x.contains('\0') => Err(format!(
+                        "external_ref {x:?} contains a NUL character (U+0000), which cannot be stored"
+                    )),
                     Some(x) if !seen_refs.insert(x.clone()) => {
                         Err(format!("external_ref {x:?} appears earlier in the file"))
                     }

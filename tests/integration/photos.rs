@@ -377,35 +377,9 @@ async fn open311_takes_a_photo_as_a_multipart_media_upload() {
         .await
         .unwrap();
     let jpeg = gps_jpeg(320, 240, IN_GRID.0, IN_GRID.1);
-    let boundary = "gw-boundary-7d3";
-    let mut body = Vec::new();
-    for (k, v) in [
-        ("api_key", "k-test"),
-        ("service_code", "fire_lane_blocked"),
-        ("lat", "39.672"),
-        ("long", "106.84"),
-        ("description", "楼下消防通道堵了"),
-        ("attribute[obstruction]", "ebike"),
-        ("phone", "13912345678"),
-    ] {
-        body.extend(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n")
-            .as_bytes(),
-    );
-    body.extend(&jpeg);
-    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (content_type, body) = open311_media_request("k-test", &jpeg);
     let (status, _, answer) = app
-        .raw(
-            "POST",
-            "/open311/v2/requests.json",
-            &format!("multipart/form-data; boundary={boundary}"),
-            body,
-        )
+        .raw("POST", "/open311/v2/requests.json", &content_type, body)
         .await;
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(status, StatusCode::CREATED, "{answer}");
@@ -438,22 +412,9 @@ async fn open311_takes_a_photo_as_a_multipart_media_upload() {
 
     // A text file as media is refused in Open311's error format, and nothing is filed.
     let before = app.scalar_i64("select count(*) from report").await;
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"api_key\"\r\n\r\nk-test\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"service_code\"\r\n\r\nfire_lane_blocked\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"lat\"\r\n\r\n39.672\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"long\"\r\n\r\n106.84\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"attribute[obstruction]\"\r\n\r\nebike\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\nnot a photo\r\n\
-         --{boundary}--\r\n"
-    );
+    let (content_type, body) = open311_media_request("k-test", b"not a photo");
     let (status, _, answer) = app
-        .raw(
-            "POST",
-            "/open311/v2/requests.json",
-            &format!("multipart/form-data; boundary={boundary}"),
-            body.into_bytes(),
-        )
+        .raw("POST", "/open311/v2/requests.json", &content_type, body)
         .await;
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
@@ -487,4 +448,144 @@ async fn uploads_no_report_took_are_swept_with_their_files() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!dir.join(&lost[..2]).join(format!("{lost}.jpg")).exists());
     assert!(dir.join(&kept[..2]).join(format!("{kept}.jpg")).exists());
+}
+
+/// An Open311 `POST requests` as a multipart form with `jpeg` as its media: content type, body.
+fn open311_media_request(api_key: &str, jpeg: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "gw-boundary-7d3";
+    let mut body = Vec::new();
+    for (k, v) in [
+        ("api_key", api_key),
+        ("service_code", "fire_lane_blocked"),
+        ("lat", "39.672"),
+        ("long", "106.84"),
+        ("description", "楼下消防通道堵了"),
+        ("attribute[obstruction]", "ebike"),
+        ("phone", "13912345678"),
+    ] {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend(jpeg);
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A small file system mounted over `dir` for one test (root only), unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a {size} tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir.to_owned())
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![7u8; 4096];
+        loop {
+            match f.write_all(&chunk).and_then(|()| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => return path, // ENOSPC
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_a_clear_503_and_neither_the_photo_nor_its_report_is_kept() {
+    if !nix::unistd::geteuid().is_root() {
+        // The suite runs as root, like its set-up; a user without root cannot mount a disk.
+        eprintln!("skipped: mounting a small file system needs root");
+        return;
+    }
+    let dir = photo_dir();
+    let disk = SmallDisk::mount(&dir, "256k");
+    let filler = disk.fill();
+    let app = app_with_photos(dir.clone()).await;
+    app.gw
+        .add_api_key("test client", "k-full", ClientPurpose::Reports)
+        .await
+        .unwrap();
+    let jpeg = gps_jpeg(320, 240, IN_GRID.0, IN_GRID.1);
+
+    // The upload says what went wrong and when to come back, and keeps nothing.
+    let (status, _, body) = app
+        .raw("POST", "/api/v1/photos", "image/jpeg", jpeg.clone())
+        .await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not be saved") && message.contains("No space left on device"),
+        "{message}"
+    );
+    // An Open311 request whose photo cannot be stored is not acknowledged, and not filed.
+    let (content_type, form) = open311_media_request("k-full", &jpeg);
+    let (status, _, answer) = app
+        .raw("POST", "/open311/v2/requests.json", &content_type, form)
+        .await;
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer[0]["code"], 503, "{answer}");
+    assert_eq!(app.scalar_i64("select count(*) from photo").await, 0);
+    assert_eq!(app.scalar_i64("select count(*) from report").await, 0);
+    // No partial file is left behind: the disk holds the filler and empty folders only.
+    let mut files = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert_eq!(files, vec![filler.clone()]);
+
+    // Space again: the same upload and request go through, with nothing done twice.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, body) = upload(&app, "image/jpeg", jpeg.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (content_type, form) = open311_media_request("k-full", &jpeg);
+    let (status, _, answer) = app
+        .raw("POST", "/open311/v2/requests.json", &content_type, form)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(app.scalar_i64("select count(*) from photo").await, 1);
+    assert_eq!(app.scalar_i64("select count(*) from report").await, 1);
+    drop(disk);
 }
