@@ -168,6 +168,45 @@ async fn dispatch_benchmark_prints_figures_and_fires_each_deadline_once() {
     }
 }
 
+/// `gridwatch bench scale` on two small cities: both sides are measured, and the index and
+/// PostGIS give every queried point the same grid.
+#[tokio::test]
+async fn scale_benchmark_prints_its_curve_and_agrees_with_postgis() {
+    let (_db, options) = fresh_db().await;
+    let out = gridwatch_cli(
+        &[
+            "bench",
+            "scale",
+            "--grids",
+            "200,3000",
+            "--points",
+            "20000",
+            "--queries",
+            "300",
+        ],
+        &url_of(&options),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "      210 grids (216 regions)",
+        "     3025 grids (",
+        "300 of 300 points agree",
+        "| 3025 |",
+        "disagreements between the index and PostGIS: 0",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
 /// `gridwatch apikey create` prints a new key once and stores only its hash, which then opens
 /// Open311 filing; `apikey list` shows it (not the key) and `apikey revoke` shuts it at once.
 #[tokio::test]
