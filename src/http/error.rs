@@ -84,6 +84,10 @@ impl From<StorageError> for ApiError {
         if e.is_unavailable() {
             return ApiError::Unavailable(e.to_string());
         }
+        if e.is_disk_full() {
+            tracing::error!("{e}");
+            return ApiError::ServiceUnavailable(crate::workflow::DATABASE_DISK_FULL.into());
+        }
         if let StorageError::Db(sqlx::Error::Database(d), _) = &e {
             // Constraint violations are the client's doing: name the constraint.
             if let Some(code) = d.code() {

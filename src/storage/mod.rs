@@ -53,6 +53,13 @@ impl StorageError {
         }
     }
 
+    /// The database has no room to write (its disk is full): nothing was saved, and the
+    /// request may succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::Db(sqlx::Error::Database(d), _)
+            if d.code().is_some_and(|c| c == "53100"))
+    }
+
     /// The database could not be reached or is going away (no connection in time, a broken
     /// connection, a server shutting down or starting up, too many connections): the request
     /// may succeed if tried again later, and says nothing about the data.

@@ -69,6 +69,10 @@ impl WorkflowError {
 
 pub type Result<T> = std::result::Result<T, WorkflowError>;
 
+/// What a client is told when PostgreSQL cannot write for want of disk space.
+pub const DATABASE_DISK_FULL: &str =
+    "the database cannot write: its disk is full; nothing was saved — try again later";
+
 /// The running service's core: the database and the in-memory state derived from it.
 #[derive(Clone)]
 pub struct Gridwatch {

@@ -70,6 +70,13 @@ impl From<WorkflowError> for Open311Error {
                 code: 503,
                 description: m,
             },
+            WorkflowError::Storage(s) if s.is_disk_full() => {
+                tracing::error!("open311: {s}");
+                Open311Error {
+                    code: 503,
+                    description: super::DATABASE_DISK_FULL.into(),
+                }
+            }
             WorkflowError::Storage(s) if s.is_unavailable() => {
                 tracing::error!("open311: {s}");
                 Open311Error {

@@ -3,7 +3,7 @@
 //! folder), photos and reporter details on a report, privacy in the public views, Open311 media
 //! upload, and the sweep of uploads no report took.
 
-use crate::support::{demo_app_with, tmp_dir, TestApp};
+use crate::support::{demo_app_with, tmp_dir, SmallDisk, TestApp};
 use axum::http::StatusCode;
 use gridwatch::access::ClientPurpose;
 use gridwatch::media::exif;
@@ -477,47 +477,6 @@ fn open311_media_request(api_key: &str, jpeg: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// A small file system mounted over `dir` for one test (root only), unmounted when dropped.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mounting a {size} tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        SmallDisk(dir.to_owned())
-    }
-
-    /// Writes a file until the disk is full; returns its path.
-    fn fill(&self) -> PathBuf {
-        use std::io::Write;
-        let path = self.0.join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let chunk = vec![7u8; 4096];
-        loop {
-            match f.write_all(&chunk).and_then(|()| f.sync_all()) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(28) => return path, // ENOSPC
-                Err(e) => panic!("filling the disk: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[tokio::test]
 async fn a_full_disk_is_a_clear_503_and_neither_the_photo_nor_its_report_is_kept() {
     if !nix::unistd::geteuid().is_root() {
@@ -526,7 +485,7 @@ async fn a_full_disk_is_a_clear_503_and_neither_the_photo_nor_its_report_is_kept
         return;
     }
     let dir = photo_dir();
-    let disk = SmallDisk::mount(&dir, "256k");
+    let disk = SmallDisk::mount(dir.clone(), "256k");
     let filler = disk.fill();
     let app = app_with_photos(dir.clone()).await;
     app.gw

@@ -463,3 +463,54 @@ pub async fn grid_point(app: &TestApp, prefix: &str) -> (String, f64, f64) {
     .await
     .unwrap()
 }
+
+/// A small file system mounted for one test (root only), unmounted when dropped.
+pub struct SmallDisk(pub PathBuf);
+
+impl SmallDisk {
+    pub fn mount(dir: PathBuf, size: &str) -> SmallDisk {
+        let _ = std::process::Command::new("umount").arg(&dir).output();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a {size} tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir)
+    }
+
+    /// Writes a file until the disk is full.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        for chunk in [vec![7u8; 1 << 20], vec![7u8; 4096], vec![7u8; 64]] {
+            loop {
+                match f.write_all(&chunk) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                    Err(e) => panic!("filling the disk: {e}"),
+                }
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).output();
+    }
+}

@@ -296,6 +296,168 @@ impl Drop for OwnCluster {
     }
 }
 
+/// A fresh database `name` on the test's own cluster with the demo regions and a hotline key,
+/// and `gridwatch serve` on it: (its URL, the key, the server).
+async fn serve_on(pg: &OwnCluster, name: &str) -> (String, String, Child) {
+    let cluster = pg.running.as_ref().unwrap();
+    {
+        use sqlx::{ConnectOptions, Connection};
+        let mut conn = cluster.connect_options("postgres").connect().await.unwrap();
+        sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+    }
+    let url = cluster.url(name);
+    let cli = |args: &[&str]| {
+        let out = support::gridwatch_cli_blocking(args, &url);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let regions = repo_dir().join("geodata/wuhai-regions.geojson");
+    cli(&["regions", "import", regions.to_str().unwrap()]);
+    let key = cli(&["apikey", "create", "load test"]);
+    let server = Child::serve(
+        &["--listen", "127.0.0.1:0"],
+        &[("DATABASE_URL", &url), ("RUST_LOG", "warn")],
+    );
+    (url, key, server)
+}
+
+/// PostgreSQL's disk fills up under a client filing reports: no report is acknowledged that
+/// was not saved, the refusals are 503s that say why, and filing works again once there is
+/// room.
+#[tokio::test]
+async fn a_full_database_disk_acknowledges_nothing_it_did_not_save() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: mounting a small file system needs root");
+        return;
+    }
+    let _machine = MACHINE.lock().await;
+    // Declared before the cluster, so dropped after it: the cluster stops, then the unmount.
+    let disk = support::SmallDisk::mount(support::tmp_dir().join("pg-disk-full"), "192m");
+    let mut pg = OwnCluster::start(disk.0.join("pg")).await;
+    let (url, key, server) = serve_on(&pg, "gw_disk_full").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let file = |n: usize| {
+        let (http, base, key) = (http.clone(), server.base.clone(), key.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/api/v1/reports"))
+                .bearer_auth(&key)
+                .header("idempotency-key", format!("disk-{n}"))
+                .json(&serde_json::json!({
+                    "category": "fire_lane_blocked", "lon": 106.8405, "lat": 39.672,
+                    "source": "hotline", "description": format!("磁盘写满测试 {n} {}", "消防通道".repeat(40)),
+                }))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let retry_after = r.headers().contains_key("retry-after");
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            (status, retry_after, v)
+        }
+    };
+    let (status, _, v) = file(0).await;
+    assert_eq!(status, 201, "{v}");
+    let mut acknowledged: HashMap<String, i64> = HashMap::new();
+    acknowledged.insert("disk-0".into(), v["id"].as_i64().unwrap());
+
+    let filler = disk.fill();
+    // File until the database refuses 20 in a row (the pages it has may take a few first).
+    let started = Instant::now();
+    let (mut refused, mut in_a_row, mut n) = (Vec::new(), 0, 0);
+    while in_a_row < 20 && started.elapsed() < Duration::from_secs(60) {
+        n += 1;
+        let (status, retry_after, v) = file(n).await;
+        match status {
+            201 => {
+                in_a_row = 0;
+                acknowledged.insert(format!("disk-{n}"), v["id"].as_i64().unwrap());
+            }
+            503 => {
+                assert!(retry_after, "a 503 without Retry-After: {v}");
+                in_a_row += 1;
+                refused.push((
+                    n,
+                    v["error"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ));
+            }
+            other => panic!("report {n}: answered {other} {v}"),
+        }
+    }
+    assert!(
+        in_a_row >= 20,
+        "the database kept taking reports on a full disk"
+    );
+    let disk_full = refused
+        .iter()
+        .filter(|(_, m)| m.contains("disk is full"))
+        .count();
+    println!(
+        "disk full: {} reports acknowledged before the database refused, {} refused ({} saying the disk is full: {:?})",
+        acknowledged.len(),
+        refused.len(),
+        disk_full,
+        refused.first().map(|r| &r.1)
+    );
+    assert!(disk_full > 0, "no refusal named the full disk: {refused:?}");
+
+    // Room again: the refused reports go through when their clients retry.
+    std::fs::remove_file(&filler).unwrap();
+    let healed = Instant::now();
+    for (n, _) in &refused {
+        loop {
+            let (status, _, v) = file(*n).await;
+            if status == 201 {
+                acknowledged.insert(format!("disk-{n}"), v["id"].as_i64().unwrap());
+                break;
+            }
+            assert_eq!(status, 503, "{v}");
+            assert!(
+                healed.elapsed() < Duration::from_secs(60),
+                "filing did not recover"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    // Exactly what was acknowledged is stored, each with its case.
+    let db = gridwatch::storage::Db::connect(url.parse().unwrap())
+        .await
+        .unwrap();
+    let keys: Vec<String> = acknowledged.keys().cloned().collect();
+    let ids: Vec<i64> = acknowledged.values().copied().collect();
+    let (stored, matching, cases): (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from report),
+                (select count(*) from unnest($1::text[], $2::bigint[]) a(key, id)
+                   join report_idempotency i on i.key = a.key and i.report_id = a.id),
+                (select count(*) from dispatch_case)",
+    )
+    .bind(&keys)
+    .bind(&ids)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    db.pool().close().await;
+    let n = ids.len() as i64;
+    assert_eq!((stored, matching, cases), (n, n, n));
+    assert!(server.terminate().success());
+    pg.stop().await;
+    drop(disk);
+}
+
 /// What the outage test's clients saw, each answer with when it came (s since the start).
 #[derive(Default)]
 struct Answers {
@@ -314,33 +476,7 @@ async fn a_database_outage_is_answered_503_at_once_and_heals_by_itself() {
     const AFTER: Duration = Duration::from_secs(10);
     let _machine = MACHINE.lock().await;
     let mut pg = OwnCluster::start(support::tmp_dir().join("pg-outage")).await;
-    let admin = pg.running.as_ref().unwrap().connect_options("postgres");
-    {
-        use sqlx::{ConnectOptions, Connection};
-        let mut conn = admin.connect().await.unwrap();
-        sqlx::query("drop database if exists gw_outage with (force)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.ok();
-    }
-    let url = pg.running.as_ref().unwrap().url("gw_outage");
-    let cli = |args: &[&str]| {
-        let out = support::gridwatch_cli_blocking(args, &url);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
-    let regions = repo_dir().join("geodata/wuhai-regions.geojson");
-    cli(&["regions", "import", regions.to_str().unwrap()]);
-    let key = cli(&["apikey", "create", "outage test"]);
-    let mut server = Child::serve(
-        &["--listen", "127.0.0.1:0"],
-        &[("DATABASE_URL", &url), ("RUST_LOG", "warn")],
-    );
+    let (url, key, mut server) = serve_on(&pg, "gw_outage").await;
     let base = server.base.clone();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
