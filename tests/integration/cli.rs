@@ -149,22 +149,27 @@ async fn dispatch_benchmark_prints_figures_and_fires_each_deadline_once() {
     })
     .await
     .unwrap();
+    assert_prints(
+        &out,
+        &[
+            "peer: report only",
+            "report + routing + case + event + notice",
+            "fired 400 of 400; escalation events 400 (each step once: yes); left 0",
+            "peer: a timer task per deadline",
+        ],
+    );
+}
+
+/// A command that succeeded and printed each of `expected`.
+fn assert_prints(out: &std::process::Output, expected: &[&str]) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for expected in [
-        "peer: report only",
-        "report + routing + case + event + notice",
-        "fired 400 of 400; escalation events 400 (each step once: yes); left 0",
-        "peer: a timer task per deadline",
-    ] {
-        assert!(
-            stdout.contains(expected),
-            "missing {expected:?} in:\n{stdout}"
-        );
+    for e in expected {
+        assert!(stdout.contains(e), "missing {e:?} in:\n{stdout}");
     }
 }
 
@@ -187,24 +192,16 @@ async fn scale_benchmark_prints_its_curve_and_agrees_with_postgis() {
         &url_of(&options),
     )
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_prints(
+        &out,
+        &[
+            "      210 grids (216 regions)",
+            "     3025 grids (",
+            "300 of 300 points agree",
+            "| 3025 |",
+            "disagreements between the index and PostGIS: 0",
+        ],
     );
-    for expected in [
-        "      210 grids (216 regions)",
-        "     3025 grids (",
-        "300 of 300 points agree",
-        "| 3025 |",
-        "disagreements between the index and PostGIS: 0",
-    ] {
-        assert!(
-            stdout.contains(expected),
-            "missing {expected:?} in:\n{stdout}"
-        );
-    }
 }
 
 /// `gridwatch apikey create` prints a new key once and stores only its hash, which then opens

@@ -54,6 +54,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The demo city's regions imported into the database at `url`, as an operator does, and a
+/// hotline client's key (issued keys are not rate-limited like anonymous callers): the key.
+fn regions_and_key(url: &str) -> String {
+    let cli = |args: &[&str]| {
+        let out = support::gridwatch_cli_blocking(args, url);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let regions = repo_dir().join("geodata/wuhai-regions.geojson");
+    cli(&["regions", "import", regions.to_str().unwrap()]);
+    cli(&["apikey", "create", "load test"])
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -69,20 +86,7 @@ async fn every_acknowledged_report_survives_load_and_a_crash_exactly_once() {
     let url = url_of(&options);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let cli = |args: &[&str]| {
-        let out = support::gridwatch_cli_blocking(args, &url);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
-    // The demo city's regions, as an operator imports them; and a hotline client's key
-    // (issued keys are not rate-limited like anonymous callers).
-    let regions = repo_dir().join("geodata/wuhai-regions.geojson");
-    cli(&["regions", "import", regions.to_str().unwrap()]);
-    let key = cli(&["apikey", "create", "load test"]);
+    let key = regions_and_key(&url);
     let serve = || {
         Child::serve(
             &["--listen", &listen],
@@ -310,18 +314,7 @@ async fn serve_on(pg: &OwnCluster, name: &str) -> (String, String, Child) {
         conn.close().await.ok();
     }
     let url = cluster.url(name);
-    let cli = |args: &[&str]| {
-        let out = support::gridwatch_cli_blocking(args, &url);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
-    let regions = repo_dir().join("geodata/wuhai-regions.geojson");
-    cli(&["regions", "import", regions.to_str().unwrap()]);
-    let key = cli(&["apikey", "create", "load test"]);
+    let key = regions_and_key(&url);
     let server = Child::serve(
         &["--listen", "127.0.0.1:0"],
         &[("DATABASE_URL", &url), ("RUST_LOG", "warn")],
