@@ -2,7 +2,8 @@
 //! requests that need it are answered 503 at once instead of each waiting out the pool's acquire
 //! timeout, and a watcher probes it until it answers again.
 //!
-//! Only the watcher's probe decides. A request that fails with a connection error merely wakes
+//! Only the watcher's probe decides; it runs on a connection of its own, so a pool busy with
+//! load does not pass for a database that is down. A request that fails with a connection error merely wakes
 //! the watcher ([`DbHealth::suspect`]), so one dropped connection does not open the breaker,
 //! and a database that is back closes it within one probe interval.
 
@@ -72,13 +73,35 @@ enum Transition {
     CameBack(Duration),
 }
 
+/// One probe on the watcher's own connection, made (again) when there is none: a pool whose
+/// connections are all busy is load, not an outage, so the probe never waits for the pool.
+async fn probe(db: &Db, conn: &mut Option<sqlx::PgConnection>) -> bool {
+    use sqlx::{ConnectOptions, Connection};
+    let answered = tokio::time::timeout(PROBE_TIMEOUT, async {
+        if conn.is_none() {
+            *conn = Some(db.options().connect().await?);
+        }
+        match conn.as_mut() {
+            Some(c) => c.ping().await,
+            None => Ok(()),
+        }
+    })
+    .await;
+    let up = matches!(answered, Ok(Ok(())));
+    if !up {
+        // A broken or timed-out connection is not reused.
+        if let Some(c) = conn.take() {
+            drop(tokio::time::timeout(PROBE_TIMEOUT, c.close()).await);
+        }
+    }
+    up
+}
+
 /// Probes the database until `stop` turns true, keeping `db.health()` true to what it sees.
 pub async fn watch(db: Db, mut stop: watch::Receiver<bool>) {
+    let mut conn: Option<sqlx::PgConnection> = None;
     loop {
-        let up = matches!(
-            tokio::time::timeout(PROBE_TIMEOUT, db.ping()).await,
-            Ok(true)
-        );
+        let up = probe(&db, &mut conn).await;
         match db.health().record(up) {
             Transition::WentDown => tracing::error!(
                 "the database does not answer; requests that need it get 503 until it does"
@@ -93,11 +116,15 @@ pub async fn watch(db: Db, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = db.health().wake.notified(), if up => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         }
         if *stop.borrow() {
-            return;
+            break;
         }
+    }
+    if let Some(c) = conn {
+        use sqlx::Connection;
+        drop(tokio::time::timeout(PROBE_TIMEOUT, c.close()).await);
     }
 }
 
