@@ -49,7 +49,8 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The value at fraction `p` of `sorted` (nearest index; NaN for none).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

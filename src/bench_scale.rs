@@ -11,7 +11,7 @@
 //!
 //! Figures are printed, never asserted.
 
-use crate::bench_dispatch::in_scratch_db;
+use crate::bench_dispatch::{in_scratch_db, percentile};
 use crate::domain::Level;
 use crate::spatial::{LocateStatus, RegionIndex, RegionRecord};
 use crate::storage::Db;
@@ -196,9 +196,9 @@ pub fn synthetic_city(grids: usize, seed: u64) -> SyntheticCity {
     }
 }
 
-/// Uniform random points over the city's extent.
-pub fn random_points(city: &SyntheticCity, n: usize, seed: u64) -> Vec<(f64, f64)> {
-    let (x0, y0, x1, y1) = city.extent;
+/// Uniform random points over a city's extent (min lon, min lat, max lon, max lat).
+pub fn random_points(extent: (f64, f64, f64, f64), n: usize, seed: u64) -> Vec<(f64, f64)> {
+    let (x0, y0, x1, y1) = extent;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..n)
         .map(|_| {
@@ -208,10 +208,6 @@ pub fn random_points(city: &SyntheticCity, n: usize, seed: u64) -> Vec<(f64, f64
             )
         })
         .collect()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// One size's figures.
@@ -315,13 +311,9 @@ async fn measure(db: &Db, grids: usize, opts: &Options) -> anyhow::Result<Measur
     let index = RegionIndex::new(city.records, 50.0);
     let build_s = t.elapsed().as_secs_f64();
     let index_bytes = crate::HEAP.allocated().saturating_sub(before);
-    let sized = SyntheticCity {
-        records: Vec::new(),
-        ..city
-    };
 
     // In memory: one call timed at a time (the clock read costs some tens of ns of each).
-    let points = random_points(&sized, opts.points, 11);
+    let points = random_points(city.extent, opts.points, 11);
     let mut micros = Vec::with_capacity(points.len());
     let mut inside = 0usize;
     for &(x, y) in &points {
@@ -379,7 +371,7 @@ async fn measure(db: &Db, grids: usize, opts: &Options) -> anyhow::Result<Measur
     .fetch_one(db.pool())
     .await?;
 
-    let queries = random_points(&sized, opts.queries, 13);
+    let queries = random_points(city.extent, opts.queries, 13);
     let mut pg_micros = Vec::with_capacity(queries.len());
     let mut disagreements = 0usize;
     for &(x, y) in &queries {

@@ -615,7 +615,7 @@ async fn main() -> anyhow::Result<()> {
             "scale" => {
                 let opts = gridwatch::bench_scale::Options {
                     grids,
-                    points: points.min(1_000_000),
+                    points,
                     queries,
                 };
                 gridwatch::bench_scale::run(opts, database_url.as_deref(), &data_dir).await

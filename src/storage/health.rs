@@ -3,9 +3,9 @@
 //! timeout, and a watcher probes it until it answers again.
 //!
 //! Only the watcher's probe decides; it runs on a connection of its own, so a pool busy with
-//! load does not pass for a database that is down. A request that fails with a connection error merely wakes
-//! the watcher ([`DbHealth::suspect`]), so one dropped connection does not open the breaker,
-//! and a database that is back closes it within one probe interval.
+//! load does not pass for a database that is down. A request that fails with a connection
+//! error merely wakes the watcher ([`DbHealth::suspect`]), so one dropped connection does not
+//! open the breaker, and a database that is back closes it within one probe interval.
 
 use super::Db;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -47,12 +47,7 @@ struct Seen {
     replays: usize,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
+use gridwatch::bench_dispatch::percentile;
 
 /// The demo city's regions imported into the database at `url`, as an operator does, and a
 /// hotline client's key (issued keys are not rate-limited like anonymous callers): the key.
