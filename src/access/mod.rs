@@ -7,6 +7,7 @@
 //! Scope is a region code, and "inside" is [`GridCode::is_within`]: the same hierarchy that
 //! routes a report to its grid decides whether a street leader may see it.
 
+pub mod credentials;
 pub mod password;
 pub mod throttle;
 

@@ -638,7 +638,7 @@ pub(super) async fn disable_user(
     {
         return Err(ApiError::Conflict("you cannot disable yourself".into()));
     }
-    if !s.gw.db.disable_account(&username).await? {
+    if !s.gw.disable_user(&username).await? {
         return Err(ApiError::NotFound(format!("no user {username:?}")));
     }
     s.gw.audit(

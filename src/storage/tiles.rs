@@ -56,6 +56,9 @@ pub struct IncidentQueries {
     /// cells of the public view: small counts left out
     pub public_cells: String,
     pub raw: String,
+    /// what gridwatch itself runs at the raw zooms: `count`, then `raw` or `cells` (of `$9`
+    /// metres) as one statement, one round trip
+    pub raw_or_cells: String,
 }
 
 pub fn incident_queries() -> &'static IncidentQueries {
@@ -66,56 +69,53 @@ pub fn incident_queries() -> &'static IncidentQueries {
 
 fn build_incident_queries() -> IncidentQueries {
     let env = envelope();
-    IncidentQueries {
-        count: format!(
-            "with {env} select count(*) from (
-                 select 1 from report rp, box
-                  where rp.geom && box.b and {REPORT_FILTER}
-                  limit {}) few",
-            MAX_RAW_FEATURES + 1
-        ),
-        cells: format!(
-            "with {env},
-             cells as (
+    let few = format!(
+        "select count(*) from (
+             select 1 from report rp, box
+              where rp.geom && box.b and {REPORT_FILTER}
+              limit {}) few",
+        MAX_RAW_FEATURES + 1
+    );
+    // cells of `$9` metres, `having` left to the caller
+    let cells = |having: &str| {
+        format!(
+            "with cells as (
                  -- Web Mercator by its formula: twice as fast as st_transform on every point
                  select floor(6378137 * radians(st_x(rp.geom)) / $9) as cx,
                         floor(6378137 * ln(tan(pi() / 4 + radians(st_y(rp.geom)) / 2)) / $9) as cy,
                         count(*) as n
                    from report rp, box
                   where rp.geom && box.b and {REPORT_FILTER}
-                  group by 1, 2)
+                  group by 1, 2 {having})
              select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
                  select st_asmvtgeom(st_setsrid(st_makepoint((cx + 0.5) * $9, (cy + 0.5) * $9), 3857),
                                      box.e, {EXTENT}, {BUFFER}, true) as geom,
                         n::int4 as count
                    from cells, box) t where geom is not null), ''::bytea)"
-        ),
+        )
+    };
+    let raw = format!(
+        "select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
+             select st_asmvtgeom(st_transform(rp.geom, 3857), box.e, {EXTENT}, {BUFFER}, true) as geom,
+                    rp.id, rp.category, rp.source, c.state,
+                    extract(epoch from rp.reported_at)::int8 as reported_at, 1::int4 as count
+               from report rp
+               cross join box
+               left join dispatch_case c on c.report_id = rp.id
+              where rp.geom && box.b and {REPORT_FILTER}) t where geom is not null), ''::bytea)"
+    );
+    let all_cells = cells("");
+    IncidentQueries {
+        count: format!("with {env} {few}"),
+        cells: format!("with {env} select ({all_cells})"),
         public_cells: format!(
-            "with {env},
-             cells as (
-                 select floor(6378137 * radians(st_x(rp.geom)) / $9) as cx,
-                        floor(6378137 * ln(tan(pi() / 4 + radians(st_y(rp.geom)) / 2)) / $9) as cy,
-                        count(*) as n
-                   from report rp, box
-                  where rp.geom && box.b and {REPORT_FILTER}
-                  group by 1, 2
-                 having count(*) >= {PUBLIC_MIN_COUNT})
-             select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
-                 select st_asmvtgeom(st_setsrid(st_makepoint((cx + 0.5) * $9, (cy + 0.5) * $9), 3857),
-                                     box.e, {EXTENT}, {BUFFER}, true) as geom,
-                        n::int4 as count
-                   from cells, box) t where geom is not null), ''::bytea)"
+            "with {env} select ({})",
+            cells(&format!("having count(*) >= {PUBLIC_MIN_COUNT}"))
         ),
-        raw: format!(
-            "with {env}
-             select coalesce((select st_asmvt(t, 'incidents', {EXTENT}, 'geom') from (
-                 select st_asmvtgeom(st_transform(rp.geom, 3857), box.e, {EXTENT}, {BUFFER}, true) as geom,
-                        rp.id, rp.category, rp.source, c.state,
-                        extract(epoch from rp.reported_at)::int8 as reported_at, 1::int4 as count
-                   from report rp
-                   cross join box
-                   left join dispatch_case c on c.report_id = rp.id
-                  where rp.geom && box.b and {REPORT_FILTER}) t where geom is not null), ''::bytea)"
+        raw: format!("with {env} {raw}"),
+        // Scalar subqueries in a CASE run only when their branch is taken.
+        raw_or_cells: format!(
+            "with {env} select case when ({few}) <= {MAX_RAW_FEATURES} then ({raw}) else ({all_cells}) end"
         ),
     }
 }
@@ -145,23 +145,15 @@ impl Db {
                 .await
                 .map_err(db("building a public incidents tile"));
         }
-        let cell = match tile.cell_m() {
-            Some(c) => c,
-            None => {
-                let n: i64 = bind_tile(sqlx::query_scalar(&queries.count), tile, filter)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db("counting a tile's incidents"))?;
-                if n as usize <= MAX_RAW_FEATURES {
-                    return bind_tile(sqlx::query_scalar(&queries.raw), tile, filter)
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(db("building an incidents tile"));
-                }
-                tile.width_m() / (2 * CELLS_PER_SIDE) as f64
-            }
+        let (sql, cell) = match tile.cell_m() {
+            Some(c) => (&queries.cells, c),
+            // raw points, or fine cells when there would be too many
+            None => (
+                &queries.raw_or_cells,
+                tile.width_m() / (2 * CELLS_PER_SIDE) as f64,
+            ),
         };
-        bind_tile(sqlx::query_scalar(&queries.cells), tile, filter)
+        bind_tile(sqlx::query_scalar(sql), tile, filter)
             .bind(cell)
             .fetch_one(&self.pool)
             .await
@@ -286,13 +278,13 @@ pub(super) fn area_arguments(
 }
 
 impl Db {
-    /// A connection listening on `channel`, outside the pool's connections.
-    pub async fn listen(&self, channel: &str) -> Result<sqlx::postgres::PgListener> {
+    /// A connection listening on `channels`, outside the pool's connections.
+    pub async fn listen(&self, channels: &[&str]) -> Result<sqlx::postgres::PgListener> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
             .await
             .map_err(db("connecting the change feed"))?;
         listener
-            .listen(channel)
+            .listen_all(channels.iter().copied())
             .await
             .map_err(db("listening to the change feed"))?;
         Ok(listener)

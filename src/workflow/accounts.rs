@@ -3,6 +3,7 @@
 //! and writing the audit log.
 
 use super::{Gridwatch, Result, WorkflowError};
+use crate::access::credentials::Credential;
 use crate::access::password::{
     check_new_password, dummy_hash, hash_password, one_time_password, random_secret, sha256_hex,
     verify_password,
@@ -11,6 +12,7 @@ use crate::access::{check_username, AccountError, Caller, ClientPurpose, Princip
 use crate::domain::GridCode;
 use crate::storage::accounts::{AccountRow, AuditEntry, NewAccount};
 use chrono::{DateTime, Duration, Utc};
+use std::time::Instant;
 
 /// How long a browser session lasts.
 pub const SESSION_HOURS: i64 = 12;
@@ -298,37 +300,73 @@ impl Gridwatch {
         Ok((session, principal))
     }
 
-    /// The user of a live session id.
+    /// The user of a live session id, from the credentials cache when it was looked up in the
+    /// last seconds ([`crate::access::credentials`]).
     pub async fn session_principal(&self, session: &str) -> Result<Option<Principal>> {
-        let now = Utc::now();
-        match self.db.session_account(&sha256_hex(session), now).await? {
-            Some(row) => Ok(Some(principal(&row)?)),
+        let hash = sha256_hex(session);
+        let started = Instant::now();
+        if let Some(Caller::User(p)) = self.credentials.get(Credential::Session, &hash, started) {
+            return Ok(Some(p));
+        }
+        let generation = self.credentials.generation();
+        match self.db.session_account(&hash, Utc::now()).await? {
+            Some(row) => {
+                let p = principal(&row)?;
+                self.credentials.insert(
+                    Credential::Session,
+                    hash,
+                    Caller::User(p.clone()),
+                    generation,
+                    started,
+                );
+                Ok(Some(p))
+            }
             None => Ok(None),
         }
     }
 
     pub async fn log_out(&self, session: &str) -> Result<()> {
-        Ok(self.db.end_session(&sha256_hex(session)).await?)
+        let ended = self.db.end_session(&sha256_hex(session)).await;
+        self.credentials.invalidate_all();
+        Ok(ended?)
+    }
+
+    /// Disables a user: ends their sessions and revokes their tokens, in this process at once.
+    /// `false`: no such user.
+    pub async fn disable_user(&self, username: &str) -> Result<bool> {
+        let disabled = self.db.disable_account(username).await;
+        self.credentials.invalidate_all();
+        Ok(disabled?)
     }
 
     /// The caller an API token stands for: its user, or a bare client. `None`: unknown or revoked.
+    /// Remembered for seconds like sessions.
     pub async fn token_caller(&self, token: &str) -> Result<Option<Caller>> {
-        match self.db.token_client(&sha256_hex(token)).await? {
-            None => Ok(None),
+        let hash = sha256_hex(token);
+        let started = Instant::now();
+        if let Some(c) = self.credentials.get(Credential::Token, &hash, started) {
+            return Ok(Some(c));
+        }
+        let generation = self.credentials.generation();
+        let caller = match self.db.token_client(&hash).await? {
+            None => return Ok(None),
             // A token was issued on purpose by an admin: the one-time password rule is for
             // people logging in, not for the machine acting for the user.
-            Some((_, _, _, Some(row))) => Ok(Some(Caller::User(Principal {
+            Some((_, _, _, Some(row))) => Caller::User(Principal {
                 must_change_password: false,
                 ..principal(&row)?
-            }))),
-            Some((id, name, purpose, None)) => Ok(Some(Caller::Client {
+            }),
+            Some((id, name, purpose, None)) => Caller::Client {
                 id,
                 name,
                 purpose: ClientPurpose::parse(&purpose).ok_or_else(|| {
                     WorkflowError::Unavailable(format!("API key {id} has no known purpose"))
                 })?,
-            })),
-        }
+            },
+        };
+        self.credentials
+            .insert(Credential::Token, hash, caller.clone(), generation, started);
+        Ok(Some(caller))
     }
 
     /// Changes a user's password after checking the current one; ends their other sessions.
@@ -359,10 +397,12 @@ impl Gridwatch {
         }
         let h = hash(new.to_owned()).await?;
         let keep = session.map(sha256_hex);
-        self.db
+        let set = self
+            .db
             .set_password(principal.account_id, &h, false, keep.as_deref())
-            .await?;
-        Ok(())
+            .await;
+        self.credentials.invalidate_all();
+        Ok(set?)
     }
 
     /// Creates an API token acting for `username`; returns the token (only its hash is kept).

@@ -95,6 +95,8 @@ pub struct Gridwatch {
     photo_secret: Arc<str>,
     /// built vector tiles, dropped by area as reports and cases change (`tiles::follow_changes`)
     pub tiles: Arc<crate::tiles::cache::TileCache>,
+    /// who sessions and tokens stand for, remembered for seconds (`access::credentials`)
+    pub credentials: Arc<crate::access::credentials::CredentialCache>,
     /// what this process has taken in, for `/metrics`
     pub counters: Arc<Counters>,
 }
@@ -157,6 +159,7 @@ impl Gridwatch {
                 .await?
                 .into(),
             tiles: Arc::new(crate::tiles::cache::TileCache::new(tiles::CACHE_BYTES)),
+            credentials: Arc::default(),
             counters: Arc::default(),
         };
         gw.reload().await?;

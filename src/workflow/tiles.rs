@@ -1,6 +1,7 @@
 //! Serving vector tiles: from the cache, or built in PostGIS, gzip-compressed and tagged; and the
-//! task that follows the database's change feed (`gridwatch_tiles` notifications, migration 0011)
-//! to drop the tiles over each change.
+//! task that follows the database's change feed to drop what changed: the tiles over each area
+//! named on `gridwatch_tiles` (migration 0011), the remembered credentials on `gridwatch_accounts`
+//! (migration 0015).
 
 use super::{Gridwatch, Result};
 use crate::tiles::cache::{CachedTile, TileCache, TileKey};
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The notification channel of migration 0011.
 pub const CHANNEL: &str = "gridwatch_tiles";
+/// The notification channel of migration 0015.
+pub const ACCOUNTS_CHANNEL: &str = "gridwatch_accounts";
 /// Grid figures count cases overdue by the clock, which moves without any write: a grid tile is
 /// rebuilt after this long even if nothing changed.
 pub const GRID_TILE_TTL: Duration = Duration::from_secs(60);
@@ -123,17 +126,33 @@ pub fn apply_change(cache: &TileCache, payload: &str) {
     }
 }
 
-/// Follows the change feed until `stop`: each notification drops the tiles over its area. When
-/// the feed is lost (and so notifications may have been missed) the whole cache is dropped.
+/// Drops what one notification names: tiles over an area, or every remembered credential.
+fn apply_notification(gw: &Gridwatch, channel: &str, payload: &str) {
+    if channel == ACCOUNTS_CHANNEL {
+        gw.credentials.invalidate_all();
+    } else {
+        apply_change(&gw.tiles, payload);
+    }
+}
+
+/// Forgets everything a missed notification could have changed.
+fn forget_all(gw: &Gridwatch) {
+    gw.tiles.invalidate_layer(None);
+    gw.credentials.invalidate_all();
+}
+
+/// Follows the change feed until `stop`: each notification drops the tiles over its area, or the
+/// remembered credentials. When the feed is lost (and so notifications may have been missed) the
+/// whole tile cache and every credential are dropped.
 pub async fn follow_changes(gw: Gridwatch, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         if *stop.borrow() {
             return;
         }
-        let mut listener = match gw.db.listen(CHANNEL).await {
+        let mut listener = match gw.db.listen(&[CHANNEL, ACCOUNTS_CHANNEL]).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!("tile change feed unavailable, retrying: {e}");
+                tracing::warn!("change feed unavailable, retrying: {e}");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
                     _ = stop.changed() => return,
@@ -141,19 +160,19 @@ pub async fn follow_changes(gw: Gridwatch, mut stop: tokio::sync::watch::Receive
             }
         };
         // Whatever was cached before listening may have missed a change.
-        gw.tiles.invalidate_layer(None);
+        forget_all(&gw);
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
                 n = listener.try_recv() => match n {
-                    Ok(Some(n)) => apply_change(&gw.tiles, n.payload()),
+                    Ok(Some(n)) => apply_notification(&gw, n.channel(), n.payload()),
                     Ok(None) => {
-                        tracing::warn!("tile change feed reconnected; dropping all cached tiles");
-                        gw.tiles.invalidate_layer(None);
+                        tracing::warn!("change feed reconnected; dropping all cached tiles and credentials");
+                        forget_all(&gw);
                     }
                     Err(e) => {
-                        tracing::warn!("tile change feed lost: {e}");
-                        gw.tiles.invalidate_layer(None);
+                        tracing::warn!("change feed lost: {e}");
+                        forget_all(&gw);
                         break;
                     }
                 }

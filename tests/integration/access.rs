@@ -430,7 +430,7 @@ async fn logins_are_throttled_sessions_end_and_disabled_users_are_locked_out() {
     let token = w.app.gw.add_user_token("diaodu", "test").await.unwrap();
     let dispatcher = w.app.as_caller(Some(token));
     assert_eq!(dispatcher.get("/api/v1/cases").await.0, StatusCode::OK);
-    assert!(w.app.gw.db.disable_account("diaodu").await.unwrap());
+    assert!(w.app.gw.disable_user("diaodu").await.unwrap());
     let (s, b) = dispatcher.get("/api/v1/cases").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
     let (s, _) = app

@@ -328,3 +328,59 @@ async fn apikey_create_prints_a_key_and_stores_its_hash() {
     );
     assert!(server.terminate().success());
 }
+
+/// A running server remembers who a token stands for (`access::credentials`), yet
+/// `gridwatch users disable` in another process locks the user out of it at once: the database
+/// tells the server (migration 0015), well before the entries' 10 s lifetime would.
+#[tokio::test]
+async fn users_disable_in_another_process_locks_a_cached_token_out_of_a_running_server() {
+    let (_db, options) = fresh_db().await;
+    let url = url_of(&options);
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout.clone()).unwrap()
+    };
+    ok(&gridwatch_cli(&["users", "add", "kanban", "--role", "viewer"], &url).await);
+    let token = ok(&gridwatch_cli(
+        &["users", "token", "kanban", "--name", "wall display"],
+        &url,
+    )
+    .await)
+    .trim()
+    .to_owned();
+    let server = Child::serve(&["--listen", "127.0.0.1:0"], &[("DATABASE_URL", &url)]);
+    let whoami = || {
+        let (base, token) = (server.base.clone(), token.clone());
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/api/v1/session"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // the second and third answers come from the cache
+    for _ in 0..3 {
+        assert_eq!(whoami().await, 200);
+    }
+    let disabled = std::time::Instant::now();
+    ok(&gridwatch_cli(&["users", "disable", "kanban"], &url).await);
+    let mut status = whoami().await;
+    while status == 200 && disabled.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        status = whoami().await;
+    }
+    let waited = disabled.elapsed();
+    assert_eq!(status, 401, "the disabled user's token is refused");
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "refused {waited:?} after the CLI started: told by the database, not by the entry's age"
+    );
+}
