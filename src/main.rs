@@ -292,6 +292,9 @@ enum ReportsCommand {
         /// where to write the rejected rows (default: FILE.rejects.csv / .rejects.geojson)
         #[arg(long)]
         rejects: Option<PathBuf>,
+        /// check and assign every row and write the reject file, but load nothing
+        #[arg(long)]
+        check: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -520,9 +523,10 @@ async fn main() -> anyhow::Result<()> {
                     crs,
                     source,
                     rejects,
+                    check,
                     db,
                 },
-        } => import_reports(file, format, crs, source, rejects, db).await,
+        } => import_reports(file, format, crs, source, rejects, check, db).await,
         Command::Regions {
             command: RegionsCommand::Import { file, crs, db },
         } => {
@@ -732,14 +736,16 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `gridwatch reports import`: exit 0 when every row loaded, 2 when some were rejected (listed,
-/// and written to the reject file), 1 when the file as a whole was refused (nothing written).
+/// `gridwatch reports import`: exit 0 when every row loaded (or, with `--check`, would load), 2
+/// when some were rejected (listed, and written to the reject file), 1 when the file as a whole
+/// was refused (nothing written).
 async fn import_reports(
     file: PathBuf,
     format: Option<String>,
     crs: String,
     source: String,
     rejects: Option<PathBuf>,
+    check_only: bool,
     db: DbArgs,
 ) -> anyhow::Result<()> {
     use gridwatch::workflow::report_import::{reject_file, ImportFormat, ImportOptions};
@@ -754,6 +760,7 @@ async fn import_reports(
         crs: crs.parse().map_err(|e| anyhow::anyhow!("--crs: {e}"))?,
         source: gridwatch::domain::ReportSource::parse(&source)
             .map_err(|e| anyhow::anyhow!("--source: {}", e.message))?,
+        check_only,
     };
     let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let database = Database::open(db.database_url.as_deref(), &db.data_dir).await?;
@@ -793,16 +800,28 @@ async fn import_reports(
         }
     };
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{}: {} rows; {} loaded, {} already loaded before, {} rejected; {:.2} s ({:.0} rows/s)",
-        file.display(),
-        outcome.rows,
-        outcome.loaded.inserted,
-        outcome.loaded.already_loaded,
-        outcome.rejected.len(),
-        secs,
-        outcome.rows as f64 / secs.max(1e-9)
-    );
+    if check_only {
+        println!(
+            "{}: {} rows checked; {} valid, {} rejected; nothing was written; {:.2} s ({:.0} rows/s)",
+            file.display(),
+            outcome.rows,
+            outcome.rows - outcome.rejected.len(),
+            outcome.rejected.len(),
+            secs,
+            outcome.rows as f64 / secs.max(1e-9)
+        );
+    } else {
+        println!(
+            "{}: {} rows; {} loaded, {} already loaded before, {} rejected; {:.2} s ({:.0} rows/s)",
+            file.display(),
+            outcome.rows,
+            outcome.loaded.inserted,
+            outcome.loaded.already_loaded,
+            outcome.rejected.len(),
+            secs,
+            outcome.rows as f64 / secs.max(1e-9)
+        );
+    }
     if outcome.rejected.is_empty() {
         return Ok(());
     }

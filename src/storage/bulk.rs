@@ -7,7 +7,7 @@ use super::{db, Db, Result, StorageError};
 use std::fmt::Write;
 
 /// What a bulk load did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Loaded {
     pub inserted: u64,
     /// rows whose external_ref was loaded before

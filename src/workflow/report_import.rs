@@ -42,6 +42,8 @@ pub struct ImportOptions {
     pub crs: Crs,
     /// where the records came from when a row has no `source`
     pub source: ReportSource,
+    /// check and assign every row, write nothing (`reports import --check`)
+    pub check_only: bool,
 }
 
 impl Default for ImportOptions {
@@ -49,6 +51,7 @@ impl Default for ImportOptions {
         ImportOptions {
             crs: Crs::Wgs84,
             source: ReportSource::Hotline,
+            check_only: false,
         }
     }
 }
@@ -462,7 +465,8 @@ fn geojson_records(
 impl Gridwatch {
     /// Imports a file of reports. `progress(done, total)` is called after every chunk. A problem
     /// with the whole file (not UTF-8, no header, not a FeatureCollection) is an `Err` and
-    /// nothing is written; row problems are in the outcome, and the other rows are loaded.
+    /// nothing is written; row problems are in the outcome, and the other rows are loaded
+    /// (with [`ImportOptions::check_only`], nothing is: the outcome says what would be).
     pub async fn import_reports(
         &self,
         bytes: &[u8],
@@ -537,7 +541,13 @@ impl Gridwatch {
             progress(done, total);
             Some(text)
         });
-        let loaded = self.db.copy_reports(chunks).await?;
+        let loaded = if opts.check_only {
+            // Every row goes through the same checks and assignment, up to the COPY text.
+            chunks.for_each(drop);
+            Loaded::default()
+        } else {
+            self.db.copy_reports(chunks).await?
+        };
         self.counters
             .reports_imported
             .fetch_add(loaded.inserted, std::sync::atomic::Ordering::Relaxed);

@@ -204,6 +204,26 @@ async fn scale_benchmark_prints_its_curve_and_agrees_with_postgis() {
     );
 }
 
+/// `gridwatch bench import` on 2,000 rows: gridwatch's part alone, the whole import and the bare
+/// COPY are each measured, and the two loads agree on what they loaded.
+#[tokio::test]
+async fn import_benchmark_prints_its_three_figures() {
+    let (_db, options) = fresh_db().await;
+    let out = gridwatch_cli(&["bench", "import", "--rows", "2000"], &url_of(&options)).await;
+    assert_prints(
+        &out,
+        &[
+            "import benchmark: 2000 hotline rows",
+            "(parse, check, assign to grids, COPY text; --check):",
+            "rows/s (2 rejected)",
+            "(1998 loaded, ",
+            "2 rejected)",
+            "rows/s (1998 loaded)",
+            "ratio: the whole import",
+        ],
+    );
+}
+
 /// `gridwatch apikey create` prints a new key once and stores only its hash, which then opens
 /// Open311 filing; `apikey list` shows it (not the key) and `apikey revoke` shuts it at once.
 #[tokio::test]

@@ -49,6 +49,23 @@ async fn a_hotline_csv_loads_its_good_rows_rejects_the_rest_and_reimports_nothin
     std::fs::write(&file, HOTLINE).unwrap();
     let rejects = d.join("12345.rejects.csv");
 
+    // --check: the same verdicts and reject file, and nothing in the database.
+    let out = run(&url, &["--source", "hotline", "--check"], &file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("8 rows checked; 3 valid, 5 rejected; nothing was written"),
+        "{stdout}"
+    );
+    assert_eq!(count(&db, "select count(*) from report").await, 0);
+    let checked = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(
+        checked.lines().count(),
+        6,
+        "a header and five rows: {checked}"
+    );
+    std::fs::remove_file(&rejects).unwrap();
+
     let out = run(&url, &["--source", "hotline"], &file);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -323,6 +323,7 @@ async fn tiles_are_gzipped_tagged_cached_and_dropped_when_reports_arrive_in_them
     let opts = gridwatch::workflow::report_import::ImportOptions {
         crs: gridwatch::domain::Crs::Wgs84,
         source: gridwatch::domain::ReportSource::Hotline,
+        check_only: false,
     };
     let outcome = app
         .gw
