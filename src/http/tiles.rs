@@ -120,6 +120,15 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// A cached tile's bytes as a response body.
+struct SharedTile(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedTile {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// `GET /tiles/{layer}/{z}/{x}/{y}.mvt`
 pub(super) async fn tile(
     State(s): State<AppState>,
@@ -168,7 +177,9 @@ pub(super) async fn tile(
         return Ok((StatusCode::NOT_MODIFIED, cache_headers).into_response());
     }
     let mut resp = if accepts_gzip(&headers) {
-        let mut resp = (cache_headers, built.gzip.as_ref().clone()).into_response();
+        // the cached bytes themselves, not a copy
+        let body = axum::body::Bytes::from_owner(SharedTile(built.gzip.clone()));
+        let mut resp = (cache_headers, body).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         resp

@@ -203,6 +203,61 @@ async fn incidents_come_as_weighted_cells_below_the_raw_zoom_and_as_points_from_
     assert!(features(&old.body, "incidents").is_empty());
 }
 
+/// A tile at a raw zoom that would carry more than `MAX_RAW_FEATURES` points comes as fine cells
+/// (1/256 of the tile) instead, in the same one statement; one point fewer and they are points.
+#[tokio::test]
+async fn a_raw_zoom_tile_with_too_many_points_comes_as_fine_cells() {
+    use gridwatch::storage::bulk::copy_line;
+    use gridwatch::tiles::MAX_RAW_FEATURES;
+    let app = demo_app().await;
+    let z16 = TileId::containing(16, HERE.0, HERE.1);
+    let already = reports_in(&app, z16, None).await as usize;
+    // points on a 300 × 170 lattice over the middle of the tile
+    let [w, s, e, n] = z16.bounds();
+    let load = |count: usize| {
+        let mut text = String::new();
+        let now = app.gw.clock.now();
+        for i in 0..count {
+            let input = gridwatch::workflow::intake::ReportInput {
+                category: "random_piling".into(),
+                lon: w + (e - w) * (0.1 + 0.8 * (i % 300) as f64 / 300.0),
+                lat: s + (n - s) * (0.1 + 0.8 * (i / 300) as f64 / 170.0),
+                source: "hotline".into(),
+                ..Default::default()
+            };
+            let (row, _) = app.gw.prepare_report(&input, now).unwrap();
+            copy_line(&mut text, &row, None);
+        }
+        text
+    };
+    app.gw
+        .db
+        .copy_reports([load(MAX_RAW_FEATURES - already)])
+        .await
+        .unwrap();
+    assert_eq!(reports_in(&app, z16, None).await as usize, MAX_RAW_FEATURES);
+    let points = features(
+        &get(&app, &path("incidents", z16), &[]).await.body,
+        "incidents",
+    );
+    assert_eq!(points.len(), MAX_RAW_FEATURES, "exactly the limit: points");
+    assert!(points
+        .iter()
+        .all(|p| p["count"] == 1 && p.contains_key("id")));
+
+    app.gw.db.copy_reports([load(1)]).await.unwrap();
+    app.gw.tiles.invalidate_layer(None);
+    let cells = features(
+        &get(&app, &path("incidents", z16), &[]).await.body,
+        "incidents",
+    );
+    assert_eq!(total(&cells) as usize, MAX_RAW_FEATURES + 1);
+    // ~2.4 m cells over points ~1.3 m apart: fewer features than points, several in a cell
+    assert!(cells.len() < MAX_RAW_FEATURES, "{} cells", cells.len());
+    assert!(cells.iter().any(|c| c["count"].as_i64().unwrap() > 1));
+    assert!(cells.iter().all(|c| !c.contains_key("id")));
+}
+
 #[tokio::test]
 async fn grid_tiles_carry_each_grids_figures() {
     let app = demo_app().await;
