@@ -35,38 +35,41 @@ select (array['fire_lane_blocked', 'flying_lead_charging', 'oil_smoke', 'sewer_b
 
 create table import_floor.result (variant text, seconds float8, rows_per_s float8);
 
--- Loads the stage into a fresh copy of `report` carrying the named indexes of `report` (all of
--- them when `which` is null), kept up row by row, or built after the load when `after`.
-create function import_floor.run(variant text, which text[], after bool) returns void
+-- Gives the target the named indexes of `report` (all of them when `which` is null).
+create function import_floor.add_indexes(which text[]) returns void
 language plpgsql as $$
 declare
     ix record;
+begin
+    for ix in select indexname, indexdef from pg_indexes
+               where schemaname = 'public' and tablename = 'report'
+                 and (which is null or indexname = any(which)) loop
+        execute replace(replace(ix.indexdef, 'ON public.report ', 'ON import_floor.target '),
+                        ix.indexname, 'floor_' || ix.indexname);
+    end loop;
+end $$;
+
+-- Loads the stage into a fresh copy of `report` carrying the named indexes, kept up row by row,
+-- or built after the load when `after`.
+create function import_floor.run(variant text, which text[], after bool) returns void
+language plpgsql as $$
+declare
     started timestamptz;
     took float8;
 begin
     drop table if exists import_floor.target;
     create table import_floor.target (like public.report including defaults);
     started := clock_timestamp();
-    for ix in select indexname, indexdef from pg_indexes
-               where schemaname = 'public' and tablename = 'report'
-                 and (which is null or indexname = any(which)) loop
-        if not after then
-            execute replace(replace(ix.indexdef, 'ON public.report ', 'ON import_floor.target '),
-                            ix.indexname, 'floor_' || ix.indexname);
-        end if;
-    end loop;
+    if not after then
+        perform import_floor.add_indexes(which);
+    end if;
     insert into import_floor.target (category, geom, input_lon, input_lat, input_crs, description,
                                      source, reported_at, locate_status, district_code,
                                      street_code, community_code, grid_code, micro_grid_code,
                                      region_code, region_version_id, distance_m, external_ref)
     select * from import_floor.stage;
     if after then
-        for ix in select indexname, indexdef from pg_indexes
-                   where schemaname = 'public' and tablename = 'report'
-                     and (which is null or indexname = any(which)) loop
-            execute replace(replace(ix.indexdef, 'ON public.report ', 'ON import_floor.target '),
-                            ix.indexname, 'floor_' || ix.indexname);
-        end loop;
+        perform import_floor.add_indexes(which);
     end if;
     took := extract(epoch from clock_timestamp() - started);
     insert into import_floor.result values (variant, took, 200000 / took);

@@ -967,10 +967,7 @@ async fn users(command: UsersCommand) -> anyhow::Result<()> {
                 }
             }
             UsersCommand::Disable { username, .. } => {
-                anyhow::ensure!(
-                    gw.db.disable_account(&username).await?,
-                    "no user {username:?}"
-                );
+                anyhow::ensure!(gw.disable_user(&username).await?, "no user {username:?}");
                 gw.db
                     .audit(&gridwatch::storage::accounts::AuditEntry {
                         account_id: None,

@@ -42,7 +42,27 @@ pub struct CredentialCache {
 struct Inner {
     /// bumped by every drop
     generation: u64,
-    entries: HashMap<(Credential, String), (Instant, Caller)>,
+    /// by hash: when the database said it, and who
+    sessions: HashMap<String, (Instant, Caller)>,
+    tokens: HashMap<String, (Instant, Caller)>,
+}
+
+impl Inner {
+    fn of(&mut self, kind: Credential) -> &mut HashMap<String, (Instant, Caller)> {
+        match kind {
+            Credential::Session => &mut self.sessions,
+            Credential::Token => &mut self.tokens,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.sessions.len() + self.tokens.len()
+    }
+
+    fn clear(&mut self) {
+        self.sessions.clear();
+        self.tokens.clear();
+    }
 }
 
 impl Default for CredentialCache {
@@ -68,13 +88,13 @@ impl CredentialCache {
     /// The caller remembered for `sha256`, unless older than the TTL.
     pub fn get(&self, kind: Credential, sha256: &str, now: Instant) -> Option<Caller> {
         let mut inner = self.inner();
-        let key = (kind, sha256.to_owned());
-        match inner.entries.get(&key) {
+        let entries = inner.of(kind);
+        match entries.get(sha256) {
             Some((at, caller)) if now.saturating_duration_since(*at) < self.ttl => {
                 Some(caller.clone())
             }
             Some(_) => {
-                inner.entries.remove(&key);
+                entries.remove(sha256);
                 None
             }
             None => None,
@@ -100,21 +120,21 @@ impl CredentialCache {
         if inner.generation != generation {
             return;
         }
-        if inner.entries.len() >= self.capacity {
-            inner.entries.clear();
+        if inner.len() >= self.capacity {
+            inner.clear();
         }
-        inner.entries.insert((kind, sha256), (now, caller));
+        inner.of(kind).insert(sha256, (now, caller));
     }
 
     /// Forgets every credential: something about accounts, sessions or keys changed.
     pub fn invalidate_all(&self) {
         let mut inner = self.inner();
         inner.generation += 1;
-        inner.entries.clear();
+        inner.clear();
     }
 
     pub fn len(&self) -> usize {
-        self.inner().entries.len()
+        self.inner().len()
     }
 
     pub fn is_empty(&self) -> bool {

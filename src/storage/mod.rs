@@ -131,11 +131,6 @@ impl Db {
         (*self.pool.connect_options()).clone()
     }
 
-    /// True when the database answers.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("select 1").execute(&self.pool).await.is_ok()
-    }
-
     /// Whether the database is known to be down (see [`health`]).
     pub fn health(&self) -> &health::DbHealth {
         &self.health

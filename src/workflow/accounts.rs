@@ -300,29 +300,46 @@ impl Gridwatch {
         Ok((session, principal))
     }
 
-    /// The user of a live session id, from the credentials cache when it was looked up in the
-    /// last seconds ([`crate::access::credentials`]).
+    /// What `look_up` (the database) says the credential hashing to `hash` stands for, or what it
+    /// said in the last seconds ([`crate::access::credentials`]).
+    async fn remembered(
+        &self,
+        kind: Credential,
+        hash: String,
+        look_up: impl std::future::Future<Output = Result<Option<Caller>>>,
+    ) -> Result<Option<Caller>> {
+        let started = Instant::now();
+        if let Some(c) = self.credentials.get(kind, &hash, started) {
+            return Ok(Some(c));
+        }
+        // read before asking, so an answer older than a drop is not remembered
+        let generation = self.credentials.generation();
+        let found = look_up.await?;
+        if let Some(c) = &found {
+            self.credentials
+                .insert(kind, hash, c.clone(), generation, started);
+        }
+        Ok(found)
+    }
+
+    /// The user of a live session id; remembered for seconds.
     pub async fn session_principal(&self, session: &str) -> Result<Option<Principal>> {
         let hash = sha256_hex(session);
-        let started = Instant::now();
-        if let Some(Caller::User(p)) = self.credentials.get(Credential::Session, &hash, started) {
-            return Ok(Some(p));
-        }
-        let generation = self.credentials.generation();
-        match self.db.session_account(&hash, Utc::now()).await? {
-            Some(row) => {
-                let p = principal(&row)?;
-                self.credentials.insert(
-                    Credential::Session,
-                    hash,
-                    Caller::User(p.clone()),
-                    generation,
-                    started,
-                );
-                Ok(Some(p))
+        let look_up = async {
+            match self.db.session_account(&hash, Utc::now()).await? {
+                Some(row) => Ok(Some(Caller::User(principal(&row)?))),
+                None => Ok(None),
             }
-            None => Ok(None),
-        }
+        };
+        Ok(
+            match self
+                .remembered(Credential::Session, hash.clone(), look_up)
+                .await?
+            {
+                Some(Caller::User(p)) => Some(p),
+                _ => None,
+            },
+        )
     }
 
     pub async fn log_out(&self, session: &str) -> Result<()> {
@@ -343,30 +360,26 @@ impl Gridwatch {
     /// Remembered for seconds like sessions.
     pub async fn token_caller(&self, token: &str) -> Result<Option<Caller>> {
         let hash = sha256_hex(token);
-        let started = Instant::now();
-        if let Some(c) = self.credentials.get(Credential::Token, &hash, started) {
-            return Ok(Some(c));
-        }
-        let generation = self.credentials.generation();
-        let caller = match self.db.token_client(&hash).await? {
-            None => return Ok(None),
-            // A token was issued on purpose by an admin: the one-time password rule is for
-            // people logging in, not for the machine acting for the user.
-            Some((_, _, _, Some(row))) => Caller::User(Principal {
-                must_change_password: false,
-                ..principal(&row)?
-            }),
-            Some((id, name, purpose, None)) => Caller::Client {
-                id,
-                name,
-                purpose: ClientPurpose::parse(&purpose).ok_or_else(|| {
-                    WorkflowError::Unavailable(format!("API key {id} has no known purpose"))
-                })?,
-            },
+        let look_up = async {
+            Ok(match self.db.token_client(&hash).await? {
+                None => None,
+                // A token was issued on purpose by an admin: the one-time password rule is for
+                // people logging in, not for the machine acting for the user.
+                Some((_, _, _, Some(row))) => Some(Caller::User(Principal {
+                    must_change_password: false,
+                    ..principal(&row)?
+                })),
+                Some((id, name, purpose, None)) => Some(Caller::Client {
+                    id,
+                    name,
+                    purpose: ClientPurpose::parse(&purpose).ok_or_else(|| {
+                        WorkflowError::Unavailable(format!("API key {id} has no known purpose"))
+                    })?,
+                }),
+            })
         };
-        self.credentials
-            .insert(Credential::Token, hash, caller.clone(), generation, started);
-        Ok(Some(caller))
+        self.remembered(Credential::Token, hash.clone(), look_up)
+            .await
     }
 
     /// Changes a user's password after checking the current one; ends their other sessions.
