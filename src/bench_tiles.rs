@@ -19,7 +19,7 @@
 
 use crate::domain::Level;
 use crate::server::Database;
-use crate::storage::bulk::copy_line;
+use crate::storage::bulk::CopyRows;
 use crate::storage::tiles::incident_queries;
 use crate::storage::Db;
 use crate::tiles::{TileId, CELLS_PER_SIDE, MAX_RAW_FEATURES, RAW_FROM_ZOOM};
@@ -264,7 +264,7 @@ async fn fill(gw: &Gridwatch, n: usize) -> anyhow::Result<()> {
     while loaded < n {
         let batch = BATCH.min(n - loaded);
         let mut chunks = Vec::with_capacity(batch / 50_000 + 1);
-        let mut text = String::with_capacity(50_000 * 200);
+        let mut rows = CopyRows::with_capacity(50_000);
         for i in 0..batch {
             let (lon, lat) = points.next_point();
             let input = ReportInput {
@@ -276,12 +276,15 @@ async fn fill(gw: &Gridwatch, n: usize) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let (row, _) = gw.prepare_report(&input, now)?;
-            copy_line(&mut text, &row, None);
+            rows.push(&row, None);
             if (i + 1) % 50_000 == 0 {
-                chunks.push(std::mem::take(&mut text));
+                chunks.push(std::mem::replace(
+                    &mut rows,
+                    CopyRows::with_capacity(50_000),
+                ));
             }
         }
-        chunks.push(text);
+        chunks.push(rows);
         gw.db.copy_reports(chunks).await?;
         loaded += batch;
         let s = started.elapsed().as_secs_f64();

@@ -7,7 +7,7 @@
 use super::intake::ReportInput;
 use super::{Gridwatch, Result, WorkflowError};
 use crate::domain::{Crs, ReportSource};
-use crate::storage::bulk::{copy_line, Loaded};
+use crate::storage::bulk::{CopyRows, Loaded};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -278,77 +278,133 @@ fn number(s: &str, field: &str) -> std::result::Result<f64, String> {
         .ok_or_else(|| format!("{field} {:?} is not a number", s.trim()))
 }
 
-/// The CSV's records; `Err` for a problem with the whole file.
-fn csv_records(
-    bytes: &[u8],
-    matcher: &CategoryMatcher,
-    opts: &ImportOptions,
-) -> Result<(Vec<String>, Vec<Record>)> {
-    let mut reader = csv::ReaderBuilder::new()
+fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| WorkflowError::invalid("file", format!("the CSV header cannot be read: {e}")))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
-    let mut at: HashMap<Column, usize> = HashMap::new();
-    for (i, h) in header.iter().enumerate() {
-        if let Some(c) = column_of(h) {
-            at.entry(c).or_insert(i);
-        }
-    }
-    let names = |c: Column| {
-        COLUMN_NAMES
+        .from_reader(bytes)
+}
+
+/// The CSV's records, read one at a time, so they are parsed while PostgreSQL takes the rows
+/// before them; `Err` for a problem with the whole file (its header).
+struct CsvRecords<'a> {
+    header: Vec<String>,
+    at: HashMap<Column, usize>,
+    reader: csv::Reader<&'a [u8]>,
+    matcher: &'a CategoryMatcher,
+    opts: &'a ImportOptions,
+}
+
+impl<'a> CsvRecords<'a> {
+    fn new(
+        bytes: &'a [u8],
+        matcher: &'a CategoryMatcher,
+        opts: &'a ImportOptions,
+    ) -> Result<CsvRecords<'a>> {
+        let mut reader = csv_reader(bytes);
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| {
+                WorkflowError::invalid("file", format!("the CSV header cannot be read: {e}"))
+            })?
             .iter()
-            .find(|(k, _)| *k == c)
-            .map(|(_, n)| n.join(", "))
-            .unwrap_or_default()
-    };
-    for needed in [Column::Time, Column::Category] {
-        if !at.contains_key(&needed) {
+            .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+            .collect();
+        let mut at: HashMap<Column, usize> = HashMap::new();
+        for (i, h) in header.iter().enumerate() {
+            if let Some(c) = column_of(h) {
+                at.entry(c).or_insert(i);
+            }
+        }
+        let names = |c: Column| {
+            COLUMN_NAMES
+                .iter()
+                .find(|(k, _)| *k == c)
+                .map(|(_, n)| n.join(", "))
+                .unwrap_or_default()
+        };
+        for needed in [Column::Time, Column::Category] {
+            if !at.contains_key(&needed) {
+                return Err(WorkflowError::invalid(
+                    "file",
+                    format!(
+                        "the CSV has no {needed:?} column (one of: {}); its header is {:?}",
+                        names(needed),
+                        header.join(",")
+                    )
+                    .to_lowercase(),
+                ));
+            }
+        }
+        let has_point = (at.contains_key(&Column::Lon) && at.contains_key(&Column::Lat))
+            || at.contains_key(&Column::Coordinates);
+        if !has_point && !at.contains_key(&Column::Address) {
             return Err(WorkflowError::invalid(
                 "file",
                 format!(
-                    "the CSV has no {needed:?} column (one of: {}); its header is {:?}",
-                    names(needed),
-                    header.join(",")
-                )
-                .to_lowercase(),
+                    "the CSV has no coordinates: lon and lat columns ({} / {}) or a coordinates column ({})",
+                    names(Column::Lon),
+                    names(Column::Lat),
+                    names(Column::Coordinates)
+                ),
             ));
         }
+        Ok(CsvRecords {
+            header,
+            at,
+            reader,
+            matcher,
+            opts,
+        })
     }
-    let has_point = (at.contains_key(&Column::Lon) && at.contains_key(&Column::Lat))
-        || at.contains_key(&Column::Coordinates);
-    if !has_point && !at.contains_key(&Column::Address) {
-        return Err(WorkflowError::invalid(
-            "file",
-            format!(
-                "the CSV has no coordinates: lon and lat columns ({} / {}) or a coordinates column ({})",
-                names(Column::Lon),
-                names(Column::Lat),
-                names(Column::Coordinates)
-            ),
-        ));
+
+    /// The number of records and the ticket numbers among them, from a quick pass over the
+    /// file that checks nothing else.
+    fn count_and_refs(bytes: &[u8], at: &HashMap<Column, usize>) -> (usize, Vec<String>) {
+        let mut reader = csv_reader(bytes);
+        let mut record = csv::ByteRecord::new();
+        let (mut count, mut refs) = (0, Vec::new());
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {
+                    if let Some(r) = at.get(&Column::Ref).and_then(|&i| record.get(i)) {
+                        // (trimmed as a StringRecord's fields are)
+                        let r = String::from_utf8_lossy(r);
+                        if !r.trim().is_empty() {
+                            refs.push(r.trim().to_owned());
+                        }
+                    }
+                }
+                // as the full pass does: an unreadable record is one record, rejected
+                Err(_) => {}
+            }
+            count += 1;
+        }
+        (count, refs)
     }
-    let mut records = Vec::new();
-    for row in reader.records() {
-        let (line, fields) = match row {
-            Ok(r) => (
-                r.position().map_or(0, |p| p.line()),
-                r.iter().map(str::to_owned).collect::<Vec<_>>(),
+}
+
+impl Iterator for CsvRecords<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let (at, matcher, opts) = (&self.at, self.matcher, self.opts);
+        let mut row = csv::StringRecord::new();
+        let (line, fields) = match self.reader.read_record(&mut row) {
+            Ok(false) => return None,
+            Ok(true) => (
+                row.position().map_or(0, |p| p.line()),
+                row.iter().map(str::to_owned).collect::<Vec<_>>(),
             ),
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                records.push(Record {
+                return Some(Record {
                     line,
                     input: Err(format!("unreadable CSV record: {e}")),
                     external_ref: None,
                     raw: RawRecord::Csv(Vec::new()),
                 });
-                continue;
             }
         };
         let get = |c: Column| {
@@ -386,14 +442,13 @@ fn csv_records(
                 ..Default::default()
             })
         })();
-        records.push(Record {
+        Some(Record {
             line,
             input,
             external_ref: get(Column::Ref).map(str::to_owned),
             raw: RawRecord::Csv(fields),
-        });
+        })
     }
-    Ok((header, records))
 }
 
 /// The FeatureCollection's records; `Err` for a problem with the whole file.
@@ -485,23 +540,56 @@ impl Gridwatch {
             ));
         }
         let matcher = CategoryMatcher::new(&self.categories());
-        let (header, records) = match format {
-            ImportFormat::Csv => csv_records(bytes, &matcher, opts)?,
-            ImportFormat::GeoJson => (Vec::new(), geojson_records(bytes, &matcher, opts)?),
-        };
-        let total = records.len();
+        // A CSV is parsed row by row inside the COPY; a quick first pass gives its number of
+        // records (for the progress) and its ticket numbers. A GeoJSON document is parsed whole.
+        let (header, total, refs, mut records): (_, _, _, Box<dyn Iterator<Item = Record> + Send>) =
+            match format {
+                ImportFormat::Csv => {
+                    let csv = CsvRecords::new(bytes, &matcher, opts)?;
+                    let (total, refs) = CsvRecords::count_and_refs(bytes, &csv.at);
+                    (csv.header.clone(), total, refs, Box::new(csv))
+                }
+                ImportFormat::GeoJson => {
+                    let records = geojson_records(bytes, &matcher, opts)?;
+                    let refs = records
+                        .iter()
+                        .filter_map(|r| r.external_ref.clone())
+                        .collect();
+                    (
+                        Vec::new(),
+                        records.len(),
+                        refs,
+                        Box::new(records.into_iter()),
+                    )
+                }
+            };
         if total == 0 {
             return Err(WorkflowError::invalid("file", "the file has no records"));
         }
         let now = self.clock.now();
+        // Ticket numbers loaded before are skipped (a file imported again adds nothing twice);
+        // they are looked up inside the load, which holds the turn of bulk loads to its end.
+        let mut load = None;
+        let mut loaded_before = HashSet::new();
+        if !opts.check_only {
+            let mut l = self.db.begin_bulk_load().await?;
+            // (only those that could be stored: the rest are rejected below)
+            let refs: Vec<&str> = refs
+                .iter()
+                .map(String::as_str)
+                .filter(|x| !x.contains('\0') && x.chars().count() <= 100)
+                .collect();
+            loaded_before = l.loaded_refs(&refs).await?;
+            load = Some(l);
+        }
         let mut rejected = Vec::new();
+        let mut already_loaded = 0u64;
         let mut seen_refs = HashSet::new();
-        let mut records = records.into_iter();
         let mut done = 0usize;
         // The rows are checked and assigned chunk by chunk while PostgreSQL takes the previous
         // chunk: the iterator runs inside the COPY.
         let chunks = std::iter::from_fn(|| {
-            let mut text = String::with_capacity(CHUNK * 200);
+            let mut rows = CopyRows::with_capacity(CHUNK);
             let mut n = 0;
             for r in records.by_ref() {
                 n += 1;
@@ -523,7 +611,14 @@ impl Gridwatch {
                     _ => Ok(row),
                 });
                 match checked {
-                    Ok(row) => copy_line(&mut text, &row, r.external_ref.as_deref()),
+                    Ok(_)
+                        if r.external_ref
+                            .as_ref()
+                            .is_some_and(|x| loaded_before.contains(x)) =>
+                    {
+                        already_loaded += 1
+                    }
+                    Ok(row) => rows.push(&row, r.external_ref.as_deref()),
                     Err(reason) => rejected.push(Rejected {
                         line: r.line,
                         reason,
@@ -539,20 +634,27 @@ impl Gridwatch {
             }
             done += n;
             progress(done, total);
-            Some(text)
+            Some(rows)
         });
-        let loaded = if opts.check_only {
-            // Every row goes through the same checks and assignment, up to the COPY text.
-            chunks.for_each(drop);
-            Loaded::default()
-        } else {
-            self.db.copy_reports(chunks).await?
+        let loaded = match load {
+            None => {
+                // Every row goes through the same checks and assignment, up to the COPY rows.
+                chunks.for_each(drop);
+                Loaded::default()
+            }
+            Some(load) => {
+                let inserted = load.copy(chunks).await?;
+                Loaded {
+                    inserted,
+                    already_loaded,
+                }
+            }
         };
         self.counters
             .reports_imported
             .fetch_add(loaded.inserted, std::sync::atomic::Ordering::Relaxed);
         Ok(ImportOutcome {
-            rows: total,
+            rows: done,
             loaded,
             rejected,
             header,

@@ -214,7 +214,7 @@ async fn import_benchmark_prints_its_three_figures() {
         &out,
         &[
             "import benchmark: 2000 hotline rows",
-            "(parse, check, assign to grids, COPY text; --check):",
+            "(parse, check, assign to grids, COPY rows; --check):",
             "rows/s (2 rejected)",
             "(1998 loaded, ",
             "2 rejected)",

@@ -207,7 +207,7 @@ async fn incidents_come_as_weighted_cells_below_the_raw_zoom_and_as_points_from_
 /// (1/256 of the tile) instead, in the same one statement; one point fewer and they are points.
 #[tokio::test]
 async fn a_raw_zoom_tile_with_too_many_points_comes_as_fine_cells() {
-    use gridwatch::storage::bulk::copy_line;
+    use gridwatch::storage::bulk::CopyRows;
     use gridwatch::tiles::MAX_RAW_FEATURES;
     let app = demo_app().await;
     let z16 = TileId::containing(16, HERE.0, HERE.1);
@@ -215,7 +215,7 @@ async fn a_raw_zoom_tile_with_too_many_points_comes_as_fine_cells() {
     // points on a 300 × 170 lattice over the middle of the tile
     let [w, s, e, n] = z16.bounds();
     let load = |count: usize| {
-        let mut text = String::new();
+        let mut rows = CopyRows::default();
         let now = app.gw.clock.now();
         for i in 0..count {
             let input = gridwatch::workflow::intake::ReportInput {
@@ -226,9 +226,9 @@ async fn a_raw_zoom_tile_with_too_many_points_comes_as_fine_cells() {
                 ..Default::default()
             };
             let (row, _) = app.gw.prepare_report(&input, now).unwrap();
-            copy_line(&mut text, &row, None);
+            rows.push(&row, None);
         }
-        text
+        rows
     };
     app.gw
         .db
