@@ -131,7 +131,7 @@ enum Command {
         #[arg(long, default_value_t = 40)]
         samples: usize,
         /// tiles: warm requests per tile and server
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 50)]
         repeats: usize,
         /// tiles: the Martin binary
         #[arg(long, default_value = "target/martin/bin/martin")]
