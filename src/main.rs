@@ -773,7 +773,7 @@ async fn import_reports(
             let mut err = std::io::stderr();
             if tty {
                 let width = 30;
-                let filled = done * width / total.max(1);
+                let filled = (done * width / total.max(1)).min(width);
                 let _ = write!(
                     err,
                     "\r[{}{}] {:>3}%  {done}/{total} rows",

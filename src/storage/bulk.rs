@@ -137,7 +137,7 @@ impl CopyRows {
         self.rows += 1;
     }
 
-    /// Takes in what `other` names and covers (not its text).
+    /// Takes in what `other` names and covers (not its tuples).
     fn merge_names(&mut self, other: &mut CopyRows) {
         self.rows += other.rows;
         self.categories.extend(other.categories.drain());
@@ -265,11 +265,12 @@ impl BulkLoad {
             .commit()
             .await
             .map_err(db("committing a bulk load"))?;
+        // The rows are committed now: a failed refresh must not make the load look failed (a
+        // retry would add the rows without ticket numbers twice); autovacuum will do it later.
         if inserted > 0 && (self.rows_before < 0.0 || inserted as f64 * 10.0 >= self.rows_before) {
-            sqlx::query("analyze report")
-                .execute(&self.db.pool)
-                .await
-                .map_err(db("analysing the reports"))?;
+            if let Err(e) = sqlx::query("analyze report").execute(&self.db.pool).await {
+                tracing::warn!(error = %e, "analysing the reports after a bulk load failed");
+            }
         }
         Ok(inserted)
     }
