@@ -458,18 +458,15 @@ fn fetch(conn: &mut BareHttp, path: &str) -> anyhow::Result<Fetched> {
         "GET {path}: HTTP {}",
         response.status
     );
+    let gzip_len = response.body.len();
     let mvt = if response.gzipped {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&response.body[..]).read_to_end(&mut out)?;
         out
     } else {
-        response.body.clone()
+        response.body
     };
-    Ok(Fetched {
-        ms,
-        gzip_len: response.body.len(),
-        mvt,
-    })
+    Ok(Fetched { ms, gzip_len, mvt })
 }
 
 /// A bare HTTP/1.1 client on one kept-alive connection to one server: a request is one write and

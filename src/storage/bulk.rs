@@ -21,8 +21,6 @@ const COLUMNS: &str = "category, geom, input_lon, input_lat, input_crs, descript
                        grid_code, micro_grid_code, region_code, region_version_id, distance_m,
                        external_ref";
 
-/// The key of the advisory lock that makes bulk loads take turns.
-const BULK_LOAD_LOCK: i64 = 0x6772_6964_6c6f_6164; // "gridload"
 /// The start of COPY's binary format: signature, flags, header extension length.
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The end of COPY's binary format: a tuple of -1 fields.
@@ -295,8 +293,8 @@ impl Db {
             .begin()
             .await
             .map_err(db("starting a bulk load"))?;
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(BULK_LOAD_LOCK)
+        // named like the other advisory locks (redraw, packages)
+        sqlx::query("select pg_advisory_xact_lock(hashtext('gridwatch.bulk_load'))")
             .execute(&mut *tx)
             .await
             .map_err(db("waiting for another bulk load to end"))?;

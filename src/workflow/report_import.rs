@@ -545,9 +545,9 @@ impl Gridwatch {
         let (header, total, refs, mut records): (_, _, _, Box<dyn Iterator<Item = Record> + Send>) =
             match format {
                 ImportFormat::Csv => {
-                    let csv = CsvRecords::new(bytes, &matcher, opts)?;
+                    let mut csv = CsvRecords::new(bytes, &matcher, opts)?;
                     let (total, refs) = CsvRecords::count_and_refs(bytes, &csv.at);
-                    (csv.header.clone(), total, refs, Box::new(csv))
+                    (std::mem::take(&mut csv.header), total, refs, Box::new(csv))
                 }
                 ImportFormat::GeoJson => {
                     let records = geojson_records(bytes, &matcher, opts)?;
