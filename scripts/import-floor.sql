@@ -32,6 +32,8 @@ select (array['fire_lane_blocked', 'flying_lead_charging', 'oil_smoke', 'sewer_b
        null::bigint as region_version_id, null::float8 as distance_m,
        '12345-' || lpad(i::text, 8, '0') as external_ref
   from generate_series(1, 200000) i;
+alter table import_floor.stage add column tile_key bigint;
+update import_floor.stage set tile_key = gw_tile_key(st_x(geom), st_y(geom));
 
 create table import_floor.result (variant text, seconds float8, rows_per_s float8);
 
@@ -66,7 +68,8 @@ begin
     insert into import_floor.target (category, geom, input_lon, input_lat, input_crs, description,
                                      source, reported_at, locate_status, district_code,
                                      street_code, community_code, grid_code, micro_grid_code,
-                                     region_code, region_version_id, distance_m, external_ref)
+                                     region_code, region_version_id, distance_m, external_ref,
+                                     tile_key)
     select * from import_floor.stage;
     if after then
         perform import_floor.add_indexes(which);

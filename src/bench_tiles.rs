@@ -5,11 +5,14 @@
 //! The run generates `--incidents` reports over the demo city (clustered around hot spots the way
 //! complaints gather, with a quarter spread evenly), starts both servers on the same database
 //! and asks each for the same tiles at z10, z13 and z16: every tile once while neither has it
-//! (cold: the PostGIS query, compression and sending; the tile's rows were read once beforehand,
-//! so neither server pays the disk for the other), then `--repeats` times more (warm). Martin
-//! serves a function source whose body is gridwatch's own statements
-//! ([`crate::storage::tiles::incident_queries`]), so both do the same aggregation and the tiles
-//! come out byte-identical; the difference is the server around the query. Figures: p50 and p99
+//! (cold: the query, compression and sending; each server's statements were run once
+//! beforehand, so neither pays the disk for the other), then `--repeats` times more (warm).
+//! Martin serves a function source whose body is the PostGIS statements of
+//! [`crate::storage::tiles::incident_queries`] (`count`, then `raw` or `cells`, through the
+//! spatial index), the tile SQL a PostGIS tile server over this table runs; gridwatch counts
+//! its cells from the quadkey index instead ([`crate::tiles::quadkey`]). The aggregation is the
+//! same, so the tiles carry the same features (a report within 2 cm of a cell's or the
+//! buffer's edge may land on the other side of it). Figures: p50 and p99
 //! latency per zoom and the ratio Martin/gridwatch (above 1: gridwatch faster), each server's
 //! HTTP floor (its health check from the same client) and what a warm tile costs above it, and
 //! both servers' memory (VmHWM, VmRSS) once the tiles were served.
@@ -162,6 +165,12 @@ async fn run_with(db: &Db, url: &str, opts: &Options, data_dir: &Path) -> anyhow
             // warm database and neither pays the disk for the other; alternate who goes first
             // all the same.
             db.incidents_tile(t, &crate::tiles::TileFilter::default(), false)
+                .await?;
+            sqlx::query("select length(gw_bench_incidents($1, $2, $3))")
+                .bind(t.z as i32)
+                .bind(t.x as i32)
+                .bind(t.y as i32)
+                .execute(db.pool())
                 .await?;
             let (a, b) = if i % 2 == 0 {
                 let a = fetch(&mut ours_http, &ours_url(t))?;
@@ -361,8 +370,9 @@ impl ClusteredPoints {
     }
 }
 
-/// Martin's function source: gridwatch's three statements as SQL functions and the choice
-/// between them that `Db::incidents_tile` makes, for any filter left open.
+/// Martin's function source: the PostGIS statements of [`incident_queries`] (`count`, `cells`,
+/// `raw`, through the spatial index) as SQL functions and the choice between them that
+/// `Db::incidents_tile` makes, for any filter left open.
 pub async fn install_peer_function(db: &Db) -> anyhow::Result<()> {
     let q = incident_queries();
     let filter = "integer, integer, integer, text[], timestamptz, timestamptz, text[], text[]";

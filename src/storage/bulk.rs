@@ -19,7 +19,7 @@ pub struct Loaded {
 const COLUMNS: &str = "category, geom, input_lon, input_lat, input_crs, description, source,
                        reported_at, locate_status, district_code, street_code, community_code,
                        grid_code, micro_grid_code, region_code, region_version_id, distance_m,
-                       external_ref";
+                       external_ref, tile_key";
 
 /// The start of COPY's binary format: signature, flags, header extension length.
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -79,7 +79,7 @@ impl CopyRows {
     /// Adds one report.
     pub fn push(&mut self, r: &NewReport, external_ref: Option<&str>) {
         let out = &mut self.tuples;
-        out.extend_from_slice(&18i16.to_be_bytes());
+        out.extend_from_slice(&19i16.to_be_bytes());
         field(out, r.category.as_bytes());
         // EWKB: little-endian point with an SRID, 4326
         let mut point = [0u8; 25];
@@ -122,6 +122,10 @@ impl CopyRows {
             None => null(out),
         }
         opt_text(out, external_ref);
+        field(
+            out,
+            &crate::tiles::quadkey::tile_key(r.lon, r.lat).to_be_bytes(),
+        );
         if !self.categories.contains(&r.category) {
             self.categories.insert(r.category.clone());
         }

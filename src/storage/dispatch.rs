@@ -1553,18 +1553,18 @@ async fn file_reports(
                            $19::text[], $20::text[], $21::text[], $22::jsonb[], $23::int8[],
                            $24::text[], $25::text[], $26::timestamptz[], $27::text[],
                            $28::text[], $29::text[], $30::bool[], $31::jsonb[], $32::text[],
-                           $33::text[], $34::jsonb[])
+                           $33::text[], $34::jsonb[], $35::int8[])
                     with ordinality
                     as u(cat, lon, lat, ilon, ilat, icrs, descr, src, rep_at, status, d, s, c, g, m,
                          rc, rv, dist, pb, kind, lead, co, rule, why, why_zh, opened, actor,
-                         channel, target, notify, o311, idem_key, idem_sha, extra, ord)
+                         channel, target, notify, o311, idem_key, idem_sha, extra, tk, ord)
          ), reports as (
              insert into report (id, category, geom, input_lon, input_lat, input_crs, description,
                                  source, reported_at, locate_status, district_code, street_code,
                                  community_code, grid_code, micro_grid_code, region_code,
-                                 region_version_id, distance_m)
+                                 region_version_id, distance_m, tile_key)
              select rid, cat, geom, ilon, ilat, icrs, descr, src, rep_at, status, d, s, c, g, m, rc,
-                    rv, dist
+                    rv, dist, tk
                from t
          ), cases as (
              insert into dispatch_case (id, report_id, state, category, geom, district_code,
@@ -1675,6 +1675,12 @@ async fn file_reports(
                 (!r.photos.is_empty() || r.reporter.is_some())
                     .then(|| json!({"photos": r.photos, "reporter": r.reporter}))
             })
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(r, _)| crate::tiles::quadkey::tile_key(r.lon, r.lat))
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *conn)

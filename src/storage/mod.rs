@@ -105,9 +105,15 @@ impl Db {
     /// starts with only `postgres`), and runs the migrations.
     pub async fn connect(options: PgConnectOptions) -> Result<Db> {
         // Bulk loads legitimately take seconds; only much slower statements deserve a warning.
+        //
+        // No parallel workers: the service answers many requests at once on few cores, where a
+        // worker per query competes with the other requests. Alone it did not help either: a
+        // z16 tile's custom plan with a worker took 29–35 ms, the plan without one 13–18 ms
+        // (psql, 1M reports; README "Tiles").
         let options = options
             .log_statements(tracing::log::LevelFilter::Trace)
-            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(10));
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(10))
+            .options([("max_parallel_workers_per_gather", "0")]);
         ensure_database(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)

@@ -1,6 +1,7 @@
 //! Reports and the category catalogue.
 
 use super::{db, Db, Result};
+use crate::tiles::quadkey::tile_key;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -201,14 +202,16 @@ async fn insert_reports(conn: &mut sqlx::PgConnection, reports: &[NewReport]) ->
     let ids: Vec<i64> = sqlx::query_scalar(
         "insert into report (category, geom, input_lon, input_lat, input_crs, description, source,
                              reported_at, locate_status, district_code, street_code, community_code,
-                             grid_code, micro_grid_code, region_code, region_version_id, distance_m)
+                             grid_code, micro_grid_code, region_code, region_version_id, distance_m,
+                             tile_key)
          select cat, st_setsrid(st_makepoint(lon, lat), 4326), ilon, ilat, icrs, descr, src,
-                rep_at, status, d, s, c, g, m, rc, rv, dist
+                rep_at, status, d, s, c, g, m, rc, rv, dist, tk
            from unnest($1::text[], $2::float8[], $3::float8[], $4::float8[], $5::float8[], $6::text[],
                        $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
-                       $13::text[], $14::text[], $15::text[], $16::text[], $17::int8[], $18::float8[])
+                       $13::text[], $14::text[], $15::text[], $16::text[], $17::int8[], $18::float8[],
+                       $19::int8[])
                 with ordinality
-                as t(cat, lon, lat, ilon, ilat, icrs, descr, src, rep_at, status, d, s, c, g, m, rc, rv, dist, ord)
+                as t(cat, lon, lat, ilon, ilat, icrs, descr, src, rep_at, status, d, s, c, g, m, rc, rv, dist, tk, ord)
           order by ord
          returning id",
     )
@@ -230,6 +233,7 @@ async fn insert_reports(conn: &mut sqlx::PgConnection, reports: &[NewReport]) ->
     .bind(col(|r| r.region_code.clone()))
     .bind(reports.iter().map(|r| r.region_version_id).collect::<Vec<_>>())
     .bind(reports.iter().map(|r| r.distance_m).collect::<Vec<_>>())
+    .bind(reports.iter().map(|r| tile_key(r.lon, r.lat)).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
     .map_err(db("writing reports"))?;

@@ -1,10 +1,10 @@
-//! Mapbox Vector Tiles built by PostGIS (`ST_AsMVT`): incidents as weighted cells or raw points,
-//! and grids with their figures under the same filter.
+//! Mapbox Vector Tiles of incidents and grids: incident cells counted from the quadkey index and
+//! written here, raw points and grids with their figures built by PostGIS (`ST_AsMVT`).
 
 use super::dispatch::SATISFIED_AT_LEAST;
 use super::{db, Db, Result, StorageError};
 use crate::tiles::{
-    TileFilter, TileId, BUFFER, CELLS_PER_SIDE, EXTENT, MAX_RAW_FEATURES, PUBLIC_CELL_M,
+    quadkey, TileFilter, TileId, BUFFER, CELLS_PER_SIDE, EXTENT, MAX_RAW_FEATURES, PUBLIC_CELL_M,
     PUBLIC_MIN_COUNT,
 };
 use chrono::{DateTime, Utc};
@@ -46,19 +46,26 @@ fn envelope() -> String {
 }
 
 /// The statements an incidents tile is built with, over the tile `$1..$3` and the report filter
-/// `$4..$8`: `count` (the tile's reports, up to [`MAX_RAW_FEATURES`] + 1), `cells` (cells of
-/// `$9` metres with their `count`) and `raw` (points with `id`, `category`, `source`, `state`,
-/// `reported_at` in epoch seconds and `count` 1). Public so that `gridwatch bench tiles` can
-/// give its peer the very same SQL.
+/// `$4..$8`.
+///
+/// PostGIS's own way, through the spatial index (`report_geom`): `count` (the tile's reports,
+/// up to [`MAX_RAW_FEATURES`] + 1), `cells` (cells of `$9` metres with their `count`) and `raw`
+/// (points with `id`, `category`, `source`, `state`, `reported_at` in epoch seconds and `count`
+/// 1). Public so that `gridwatch bench tiles` can give its peer the PostGIS statements a tile
+/// server over this table would run.
+///
+/// gridwatch's way for cells, through the quadkey index (`report_tile_key`, see
+/// [`crate::tiles::quadkey`]): `keyed_cells` (each cell's key and count, for the key ranges
+/// `$9`/`$10` and cells `$11` bits up the key) and `raw_unless_crowded` (the raw tile, or null
+/// when the key ranges hold more than [`MAX_RAW_FEATURES`] reports).
 pub struct IncidentQueries {
     pub count: String,
     pub cells: String,
     /// cells of the public view: small counts left out
     pub public_cells: String,
     pub raw: String,
-    /// what gridwatch itself runs at the raw zooms: `count`, then `raw` or `cells` (of `$9`
-    /// metres) as one statement, one round trip
-    pub raw_or_cells: String,
+    pub keyed_cells: String,
+    pub raw_unless_crowded: String,
 }
 
 pub fn incident_queries() -> &'static IncidentQueries {
@@ -104,26 +111,41 @@ fn build_incident_queries() -> IncidentQueries {
                left join dispatch_case c on c.report_id = rp.id
               where rp.geom && box.b and {REPORT_FILTER}) t where geom is not null), ''::bytea)"
     );
-    let all_cells = cells("");
+    // The reports under the filter in the key ranges `$9`/`$10`, read range by range from the
+    // quadkey index (a lateral subquery the planner keeps as it is: one index-only scan a range).
+    let keyed = format!(
+        "unnest($9::int8[], $10::int8[]) kr(lo, hi)
+         cross join lateral (
+             select rp.tile_key from report rp
+              where rp.tile_key >= kr.lo and rp.tile_key < kr.hi and {REPORT_FILTER}
+             offset 0) rp"
+    );
     IncidentQueries {
         count: format!("with {env} {few}"),
-        cells: format!("with {env} select ({all_cells})"),
+        cells: format!("with {env} select ({})", cells("")),
         public_cells: format!(
             "with {env} select ({})",
             cells(&format!("having count(*) >= {PUBLIC_MIN_COUNT}"))
         ),
         raw: format!("with {env} {raw}"),
+        keyed_cells: format!(
+            "select coalesce(array_agg(k), '{{}}'), coalesce(array_agg(n), '{{}}') from (
+                 select rp.tile_key >> $11 as k, count(*) as n from {keyed} group by 1) c"
+        ),
         // Scalar subqueries in a CASE run only when their branch is taken.
-        raw_or_cells: format!(
-            "with {env} select case when ({few}) <= {MAX_RAW_FEATURES} then ({raw}) else ({all_cells}) end"
+        raw_unless_crowded: format!(
+            "with {env} select case when (select count(*) from (select 1 from {keyed} limit {})
+                                           few) <= {MAX_RAW_FEATURES} then ({raw}) end",
+            MAX_RAW_FEATURES + 1
         ),
     }
 }
 
 impl Db {
-    /// The incidents of a tile: cells of `cell_m` metres with their `count` below the raw zoom;
-    /// at and above it raw points, or fine cells when there would be more than
-    /// [`MAX_RAW_FEATURES`] (see [`incident_queries`]).
+    /// The incidents of a tile: weighted cells ([`CELLS_PER_SIDE`] a side) below the raw zoom;
+    /// at and above it raw points, or fine cells (twice as many a side) when there would be more
+    /// than [`MAX_RAW_FEATURES`]. Cells are counted from the quadkey index and written as MVT
+    /// here ([`quadkey::cells_mvt`]); raw points come from PostGIS (see [`incident_queries`]).
     ///
     /// `public`: the view without logging in: cells of at least [`PUBLIC_CELL_M`] at every zoom
     /// (never a raw point) and no cell with fewer than [`PUBLIC_MIN_COUNT`] reports.
@@ -145,19 +167,41 @@ impl Db {
                 .await
                 .map_err(db("building a public incidents tile"));
         }
-        let (sql, cell) = match tile.cell_m() {
-            Some(c) => (&queries.cells, c),
-            // raw points, or fine cells when there would be too many
-            None => (
-                &queries.raw_or_cells,
-                tile.width_m() / (2 * CELLS_PER_SIDE) as f64,
-            ),
-        };
-        bind_tile(sqlx::query_scalar(sql), tile, filter)
-            .bind(cell)
+        let ranges = quadkey::ranges(tile);
+        let lows: Vec<i64> = ranges.iter().map(|r| r.0).collect();
+        let highs: Vec<i64> = ranges.iter().map(|r| r.1).collect();
+        if tile.cell_m().is_none() {
+            let raw: Option<Vec<u8>> = bind_tile(
+                sqlx::query_scalar(&queries.raw_unless_crowded),
+                tile,
+                filter,
+            )
+            .bind(&lows)
+            .bind(&highs)
             .fetch_one(&self.pool)
             .await
-            .map_err(db("building an incidents tile"))
+            .map_err(db("building an incidents tile"))?;
+            if let Some(raw) = raw {
+                return Ok(raw);
+            }
+        }
+        let (keys, counts): (Vec<i64>, Vec<i64>) = sqlx::query_as(&queries.keyed_cells)
+            .bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .bind(list(&filter.categories))
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(list(&filter.sources))
+            .bind(list(&filter.states))
+            .bind(&lows)
+            .bind(&highs)
+            .bind(quadkey::cell_shift(quadkey::cell_zoom(tile)))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("counting an incidents tile's cells"))?;
+        let cells: Vec<(i64, i64)> = keys.into_iter().zip(counts).collect();
+        Ok(quadkey::cells_mvt(tile, &cells))
     }
 
     /// The current grids and micro-grids of a tile, each with its figures for the reports under

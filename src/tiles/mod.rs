@@ -1,9 +1,11 @@
 //! Vector tiles of incidents and grids: tile addressing in Web Mercator, the filters a tile
 //! request may carry, how incidents are aggregated at each zoom, and the bounded cache of built
-//! tiles with its invalidation by area. Pure: the tiles themselves are built in PostGIS
-//! (`storage::tiles`), and served by `http::tiles`.
+//! tiles with its invalidation by area, and the reports' quadkeys ([`quadkey`]) with the MVT of
+//! weighted cells. Pure: the tiles' reports are read by `storage::tiles`, and tiles are served by
+//! `http::tiles`.
 
 pub mod cache;
+pub mod quadkey;
 
 use chrono::{DateTime, Utc};
 use std::fmt;

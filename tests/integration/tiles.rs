@@ -159,6 +159,7 @@ async fn incidents_come_as_weighted_cells_below_the_raw_zoom_and_as_points_from_
     let cells = features(&a.body, "incidents");
     assert_eq!(total(&cells), reports_in(&app, z12, None).await);
     assert_eq!(total(&cells), 40);
+    keys_agree_with_sql(&app).await;
     // ~76 m cells over a 300 m square: several cells, fewer than the reports
     assert!(cells.len() > 4 && cells.len() < 40, "{} cells", cells.len());
     assert!(cells.iter().all(|c| !c.contains_key("category")));
@@ -204,7 +205,7 @@ async fn incidents_come_as_weighted_cells_below_the_raw_zoom_and_as_points_from_
 }
 
 /// A tile at a raw zoom that would carry more than `MAX_RAW_FEATURES` points comes as fine cells
-/// (1/256 of the tile) instead, in the same one statement; one point fewer and they are points.
+/// (1/256 of the tile) instead, the same cells PostGIS counts; one point fewer and they are points.
 #[tokio::test]
 async fn a_raw_zoom_tile_with_too_many_points_comes_as_fine_cells() {
     use gridwatch::storage::bulk::CopyRows;
@@ -212,7 +213,8 @@ async fn a_raw_zoom_tile_with_too_many_points_comes_as_fine_cells() {
     let app = demo_app().await;
     let z16 = TileId::containing(16, HERE.0, HERE.1);
     let already = reports_in(&app, z16, None).await as usize;
-    // points on a 300 × 170 lattice over the middle of the tile
+    // points on a 300 × 170 lattice over the middle of the tile, kept off the cells' edges (a
+    // point exactly on one may be counted on either side by PostGIS and by the quadkey)
     let [w, s, e, n] = z16.bounds();
     let load = |count: usize| {
         let mut rows = CopyRows::default();
@@ -220,8 +222,8 @@ async fn a_raw_zoom_tile_with_too_many_points_comes_as_fine_cells() {
         for i in 0..count {
             let input = gridwatch::workflow::intake::ReportInput {
                 category: "random_piling".into(),
-                lon: w + (e - w) * (0.1 + 0.8 * (i % 300) as f64 / 300.0),
-                lat: s + (n - s) * (0.1 + 0.8 * (i / 300) as f64 / 170.0),
+                lon: w + (e - w) * (0.1 + 0.8 * ((i % 300) as f64 + 0.37) / 300.0),
+                lat: s + (n - s) * (0.1 + 0.8 * ((i / 300) as f64 + 0.37) / 170.0),
                 source: "hotline".into(),
                 ..Default::default()
             };
@@ -256,6 +258,40 @@ async fn a_raw_zoom_tile_with_too_many_points_comes_as_fine_cells() {
     assert!(cells.len() < MAX_RAW_FEATURES, "{} cells", cells.len());
     assert!(cells.iter().any(|c| c["count"].as_i64().unwrap() > 1));
     assert!(cells.iter().all(|c| !c.contains_key("id")));
+    // The cells come from the quadkey index and are written in Rust: PostGIS, counting the same
+    // reports through the spatial index and writing them with ST_AsMVT, gives the same features.
+    let ours = app
+        .gw
+        .db
+        .incidents_tile(z16, &TileFilter::default(), false)
+        .await
+        .unwrap();
+    let postgis: Vec<u8> = sqlx::query_scalar(&gridwatch::storage::tiles::incident_queries().cells)
+        .bind(z16.z as i32)
+        .bind(z16.x as i32)
+        .bind(z16.y as i32)
+        .bind(None::<Vec<String>>)
+        .bind(None::<chrono::DateTime<chrono::Utc>>)
+        .bind(None::<chrono::DateTime<chrono::Utc>>)
+        .bind(None::<Vec<String>>)
+        .bind(None::<Vec<String>>)
+        .bind(z16.width_m() / 256.0)
+        .fetch_one(app.gw.db.pool())
+        .await
+        .unwrap();
+    let (ours, postgis) = (canonical(&ours), canonical(&postgis));
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter().filter(|f| !b.contains(f)).cloned().collect()
+    };
+    assert!(
+        ours == postgis,
+        "{} features, {} from PostGIS; only ours: {:?}; only PostGIS's: {:?}",
+        ours.len(),
+        postgis.len(),
+        only(&ours, &postgis),
+        only(&postgis, &ours)
+    );
+    keys_agree_with_sql(&app).await;
 }
 
 #[tokio::test]
@@ -590,8 +626,9 @@ fn canonical(mvt: &[u8]) -> Vec<String> {
     out
 }
 
-/// `gridwatch bench tiles` gives Martin gridwatch's own statements as a function source: on the
-/// demo year its tiles hold the service's features, at every zoom the benchmark asks for.
+/// `gridwatch bench tiles` gives Martin the PostGIS statements (spatial index, `ST_AsMVT`) as a
+/// function source: on the demo year its tiles hold the same features as the service's, whose
+/// cells come from the quadkey index, at every zoom the benchmark asks for.
 #[tokio::test]
 async fn the_benchmarks_martin_function_builds_the_same_tiles() {
     let app = demo_app().await;
@@ -619,6 +656,21 @@ async fn the_benchmarks_martin_function_builds_the_same_tiles() {
         nonempty += usize::from(!features(&ours, "incidents").is_empty());
     }
     assert_eq!(nonempty, 4);
+    keys_agree_with_sql(&app).await;
+}
+
+/// Every report's `tile_key`, written by Rust on its way in, is what migration 0017's
+/// `gw_tile_key` computes from its point.
+async fn keys_agree_with_sql(app: &TestApp) {
+    let (reports, differing): (i64, i64) = sqlx::query_as(
+        "select count(*), count(*) filter (where tile_key <> gw_tile_key(st_x(geom), st_y(geom)))
+           from report",
+    )
+    .fetch_one(app.gw.db.pool())
+    .await
+    .unwrap();
+    assert!(reports > 0);
+    assert_eq!(differing, 0, "of {reports} reports");
 }
 
 #[tokio::test]
