@@ -22,18 +22,20 @@ pub(super) fn list(v: &[String]) -> Option<Vec<String>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
 
-type Scalar<'q, O> = sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
-
-/// Binds the tile (`$1..$3`) and the report filter (`$4..$8`).
-fn bind_tile<'q, O>(q: Scalar<'q, O>, tile: TileId, filter: &TileFilter) -> Scalar<'q, O> {
-    q.bind(tile.z as i32)
-        .bind(tile.x as i32)
-        .bind(tile.y as i32)
-        .bind(list(&filter.categories))
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(list(&filter.sources))
-        .bind(list(&filter.states))
+/// Binds the tile (`$1..$3`) and the report filter (`$4..$8`) to any sqlx query (scalar or
+/// rows: they share no trait for `bind`).
+macro_rules! bind_tile {
+    ($q:expr, $tile:expr, $filter:expr $(,)?) => {{
+        let (tile, filter): (TileId, &TileFilter) = ($tile, $filter);
+        $q.bind(tile.z as i32)
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .bind(list(&filter.categories))
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(list(&filter.sources))
+            .bind(list(&filter.states))
+    }};
 }
 
 /// The tile envelope in Web Mercator (`e`), and in lon/lat with the buffer (`b`), for `$1..$3`.
@@ -161,7 +163,7 @@ impl Db {
                 .cell_m()
                 .unwrap_or(tile.width_m() / (2 * CELLS_PER_SIDE) as f64)
                 .max(PUBLIC_CELL_M);
-            return bind_tile(sqlx::query_scalar(&queries.public_cells), tile, filter)
+            return bind_tile!(sqlx::query_scalar(&queries.public_cells), tile, filter)
                 .bind(cell)
                 .fetch_one(&self.pool)
                 .await
@@ -171,7 +173,7 @@ impl Db {
         let lows: Vec<i64> = ranges.iter().map(|r| r.0).collect();
         let highs: Vec<i64> = ranges.iter().map(|r| r.1).collect();
         if tile.cell_m().is_none() {
-            let raw: Option<Vec<u8>> = bind_tile(
+            let raw: Option<Vec<u8>> = bind_tile!(
                 sqlx::query_scalar(&queries.raw_unless_crowded),
                 tile,
                 filter,
@@ -185,21 +187,14 @@ impl Db {
                 return Ok(raw);
             }
         }
-        let (keys, counts): (Vec<i64>, Vec<i64>) = sqlx::query_as(&queries.keyed_cells)
-            .bind(tile.z as i32)
-            .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .bind(list(&filter.categories))
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(list(&filter.sources))
-            .bind(list(&filter.states))
-            .bind(&lows)
-            .bind(&highs)
-            .bind(quadkey::cell_shift(quadkey::cell_zoom(tile)))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db("counting an incidents tile's cells"))?;
+        let (keys, counts): (Vec<i64>, Vec<i64>) =
+            bind_tile!(sqlx::query_as(&queries.keyed_cells), tile, filter)
+                .bind(&lows)
+                .bind(&highs)
+                .bind(quadkey::cell_shift(quadkey::cell_zoom(tile)))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("counting an incidents tile's cells"))?;
         let cells: Vec<(i64, i64)> = keys.into_iter().zip(counts).collect();
         Ok(quadkey::cells_mvt(tile, &cells))
     }
@@ -247,7 +242,7 @@ impl Db {
             env = envelope(),
             figures = grid_figure_ctes()
         );
-        bind_tile(sqlx::query_scalar(&sql), tile, filter)
+        bind_tile!(sqlx::query_scalar(&sql), tile, filter)
             .bind(now)
             .bind(public)
             .fetch_one(&self.pool)
