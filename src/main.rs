@@ -866,7 +866,7 @@ async fn apikeys(command: ApikeyCommand) -> anyhow::Result<()> {
                 let key: String = {
                     use rand::Rng;
                     let bytes: [u8; 20] = rand::rng().random();
-                    bytes.iter().map(|b| format!("{b:02x}")).collect()
+                    hex::encode(bytes)
                 };
                 gw.add_api_key(name, &key, purpose).await?;
                 println!("{key}");

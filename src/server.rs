@@ -225,6 +225,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
     println!("gridwatch is serving http://{addr}/");
+    // Answers go out as soon as they are written: a warm tile is one write of a few kilobytes,
+    // and a client waiting on it should not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -62,10 +62,7 @@ pub fn photo_key(secret: &str, photo_id: &str) -> String {
         .expect("HMAC takes a key of any length");
     mac.update(b"photo:");
     mac.update(photo_id.as_bytes());
-    mac.finalize().into_bytes()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
 /// True when `key` is `photo_id`'s key, compared in constant time.
@@ -98,10 +95,7 @@ pub fn one_time_password() -> String {
 
 /// SHA-256 of a secret, lowercase hex: how session ids and tokens are stored and looked up.
 pub fn sha256_hex(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 #[cfg(test)]

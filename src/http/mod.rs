@@ -51,21 +51,33 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
 }
 
+/// What every handler and middleware is given. Behind one `Arc`: axum clones the state for each
+/// middleware and extractor of every request, and a `Gridwatch` is a dozen handles and a path.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub gw: Gridwatch,
     pub config: Arc<HttpConfig>,
     /// login and public-submission throttles
     pub limits: Arc<auth::Limits>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     pub fn new(gw: Gridwatch, config: HttpConfig) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             gw,
             config: Arc::new(config),
             limits: Arc::default(),
-        }
+        }))
     }
 }
 

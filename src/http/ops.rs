@@ -44,9 +44,14 @@ impl HttpMetrics {
             .requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let h = map
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default();
+        // a route seen before is found without building a key (every request passes here)
+        let key = (method, route, status);
+        let h = match map.get_mut(&key as &dyn RequestKey) {
+            Some(h) => h,
+            None => map
+                .entry((method.to_owned(), route.to_owned(), status))
+                .or_default(),
+        };
         if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
             h.buckets[i] += 1;
         }
@@ -109,6 +114,49 @@ impl HttpMetrics {
     }
 }
 
+/// The metrics' key, borrowed or owned: lets `observe` look a route up by `&str`s.
+trait RequestKey {
+    fn key(&self) -> (&str, &str, u16);
+}
+
+impl RequestKey for (String, String, u16) {
+    fn key(&self) -> (&str, &str, u16) {
+        (&self.0, &self.1, self.2)
+    }
+}
+
+impl RequestKey for (&str, &str, u16) {
+    fn key(&self) -> (&str, &str, u16) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn RequestKey + 'a> for (String, String, u16) {
+    fn borrow(&self) -> &(dyn RequestKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn RequestKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn RequestKey + '_ {}
+
+impl PartialOrd for dyn RequestKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn RequestKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
 /// A label value as the text format wants it.
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -123,16 +171,13 @@ pub(super) async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "static".to_owned(), |m| m.as_str().to_owned());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
     metrics.observe(
-        &method,
-        &route,
+        method.as_str(),
+        route.as_ref().map_or("static", MatchedPath::as_str),
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
@@ -314,6 +359,33 @@ mod tests {
         assert!(out.contains(
             "gridwatch_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/cases\"} 3\n"
         ));
+    }
+
+    #[test]
+    fn routes_seen_before_are_found_by_their_borrowed_key() {
+        let m = HttpMetrics::default();
+        let keys = [
+            ("GET", "/tiles/{layer}/{z}/{x}/{y}", 200),
+            ("GET", "/api/v1/cases", 200),
+            ("POST", "/api/v1/cases", 200),
+            ("GET", "/api/v1/cases", 304),
+            ("GET", "static", 404),
+            ("GET", "/api/v1/cases/{id}", 200),
+        ];
+        for round in 1..=3u64 {
+            // a different order each round, so lookups walk the tree different ways
+            let mut order = keys;
+            order.rotate_left(round as usize);
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            for (method, route, status) in order {
+                m.observe(method, route, status, 0.01);
+            }
+            let map = m.requests.lock().unwrap();
+            assert_eq!(map.len(), keys.len(), "one entry a key");
+            assert!(map.values().all(|h| h.count == round), "round {round}");
+        }
     }
 
     #[test]

@@ -134,11 +134,13 @@ pub(super) async fn tile(
     State(s): State<AppState>,
     Path((layer, z, x, y)): Path<(String, String, String, String)>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    // read in place: the `HeaderMap` and `Extensions` extractors would copy both
+    request: axum::extract::Request,
 ) -> ApiResult<Response> {
+    let (request, _) = request.into_parts();
+    let headers = &request.headers;
     // Staff see the map at full resolution; everyone else the public view.
-    let public = super::auth::caller(&s, &headers, &extensions)
+    let public = super::auth::caller(&s, headers, &request.extensions)
         .await?
         .principal()
         .is_none_or(|p| p.must_change_password);
@@ -153,17 +155,19 @@ pub(super) async fn tile(
         .map_err(|e| ApiError::NotFound(e.to_string()))?;
     let filter = filter_of(&s, raw)?;
     let built = s.gw.tile(layer, id, &filter, public).await?;
+    let etag = HeaderValue::from_str(&built.etag)
+        .map_err(|e| ApiError::Internal(format!("a tile's entity tag: {e}")))?;
     let cache_headers = [
-        (header::ETAG, built.etag.clone()),
+        (header::ETAG, etag),
         // Revalidate every time: the server knows when a tile changes, the browser does not.
-        (header::CACHE_CONTROL, "no-cache".to_owned()),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (
             header::VARY,
-            "Accept-Encoding, Cookie, Authorization".to_owned(),
+            HeaderValue::from_static("Accept-Encoding, Cookie, Authorization"),
         ),
         (
             header::HeaderName::from_static("x-tile-cache"),
-            if built.from_cache { "hit" } else { "miss" }.to_owned(),
+            HeaderValue::from_static(if built.from_cache { "hit" } else { "miss" }),
         ),
     ];
     let matches = headers
@@ -176,7 +180,7 @@ pub(super) async fn tile(
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, cache_headers).into_response());
     }
-    let mut resp = if accepts_gzip(&headers) {
+    let mut resp = if accepts_gzip(headers) {
         // the cached bytes themselves, not a copy
         let body = axum::body::Bytes::from_owner(SharedTile(built.gzip.clone()));
         let mut resp = (cache_headers, body).into_response();

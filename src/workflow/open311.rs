@@ -335,10 +335,7 @@ fn public_coordinate(v: f64) -> f64 {
 
 pub fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
 impl Gridwatch {
@@ -450,7 +447,7 @@ impl Gridwatch {
         let token = {
             use rand::Rng;
             let bytes: [u8; 12] = rand::rng().random();
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            hex::encode(bytes)
         };
         let extra = Open311Extra {
             token: token.clone(),

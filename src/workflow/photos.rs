@@ -172,7 +172,7 @@ impl Gridwatch {
         let sha = {
             use sha2::Digest;
             let d = sha2::Sha256::digest(&bytes);
-            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            hex::encode(d)
         };
         if !bytes.is_empty() {
             if let Some(known) = self.db.photo_by_upload(&sha).await? {
@@ -188,7 +188,7 @@ impl Gridwatch {
         let id = {
             use rand::Rng;
             let raw: [u8; 16] = rand::rng().random();
-            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            hex::encode(raw)
         };
         let store = self.photos.clone();
         let (full, thumb) = (normalised.jpeg.clone(), normalised.thumbnail.clone());

@@ -78,7 +78,7 @@ impl Gridwatch {
         };
         let (gzip, etag) = tokio::task::spawn_blocking(move || {
             let digest = Sha256::digest(&mvt);
-            let etag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+            let etag = hex::encode(&digest[..12]);
             gzip(&mvt).map(|g| (g, format!("\"{etag}\"")))
         })
         .await
