@@ -93,9 +93,10 @@ pub fn one_time_password() -> String {
         .collect()
 }
 
-/// SHA-256 of a secret, lowercase hex: how session ids and tokens are stored and looked up.
-pub fn sha256_hex(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+/// SHA-256, lowercase hex: how session ids, tokens and API keys are stored and looked up, and
+/// how an uploaded photo's bytes are recognised.
+pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(data.as_ref()))
 }
 
 #[cfg(test)]

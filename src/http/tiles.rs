@@ -137,10 +137,10 @@ pub(super) async fn tile(
     // read in place: the `HeaderMap` and `Extensions` extractors would copy both
     request: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let (request, _) = request.into_parts();
-    let headers = &request.headers;
+    let (parts, _) = request.into_parts();
+    let headers = &parts.headers;
     // Staff see the map at full resolution; everyone else the public view.
-    let public = super::auth::caller(&s, headers, &request.extensions)
+    let public = super::auth::caller(&s, headers, &parts.extensions)
         .await?
         .principal()
         .is_none_or(|p| p.must_change_password);

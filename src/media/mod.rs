@@ -131,7 +131,7 @@ pub fn normalise(bytes: &[u8], declared: Option<&str>) -> Result<Normalised, Pho
             "image/jpeg"
         },
         upload_bytes: bytes.len(),
-        upload_sha256: sha256_hex(bytes),
+        upload_sha256: crate::access::password::sha256_hex(bytes),
         width: stored.width(),
         height: stored.height(),
         jpeg,
@@ -185,12 +185,6 @@ fn encode_jpeg(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, PhotoError> {
         .encode_image(&rgb)
         .map_err(|e| PhotoError::Undecodable(format!("re-encoding failed: {e}")))?;
     Ok(out)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    hex::encode(digest)
 }
 
 #[cfg(test)]

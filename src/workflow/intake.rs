@@ -265,7 +265,7 @@ impl Gridwatch {
                 "must be 1 to 128 printable ASCII characters (a UUID is a good choice)",
             ));
         }
-        let digest = super::open311::sha256_hex(&format!("{input:?}"));
+        let digest = crate::access::password::sha256_hex(format!("{input:?}"));
         if let Some(filed) = self.replay(key, &digest).await? {
             return Ok((filed, true));
         }

@@ -3,6 +3,7 @@
 //! key. Wire formats (JSON, XML) are the http layer's business.
 
 use super::{Gridwatch, Result, WorkflowError};
+use crate::access::password::sha256_hex;
 use crate::storage::open311::{Open311Extra, RequestFilter, RequestRow};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -331,11 +332,6 @@ fn state_zh(state: &str) -> &'static str {
 /// About 100 m: three decimals of a degree.
 fn public_coordinate(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
-}
-
-pub fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
 impl Gridwatch {

@@ -169,11 +169,7 @@ impl Gridwatch {
         bytes: Vec<u8>,
         declared: Option<String>,
     ) -> Result<(PhotoView, bool)> {
-        let sha = {
-            use sha2::Digest;
-            let d = sha2::Sha256::digest(&bytes);
-            hex::encode(d)
-        };
+        let sha = crate::access::password::sha256_hex(&bytes);
         if !bytes.is_empty() {
             if let Some(known) = self.db.photo_by_upload(&sha).await? {
                 let key = self.photo_key(&known.id);

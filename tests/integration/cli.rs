@@ -247,7 +247,7 @@ async fn apikey_create_prints_a_key_and_stores_its_hash() {
         .unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].0, "12345 hotline");
-    assert_eq!(stored[0].1, gridwatch::workflow::open311::sha256_hex(&key));
+    assert_eq!(stored[0].1, gridwatch::access::password::sha256_hex(&key));
     assert!(!stored[0].1.contains(&key));
 
     let listed = gridwatch_cli(&["apikey", "list"], &url).await;
